@@ -1,0 +1,96 @@
+"""A model version on disk: the CatBoost file plus its metadata, loaded with clear errors.
+
+Layout of a model directory::
+
+    model.cbm        CatBoost native model
+    metadata.json    ModelMetadata (features, threshold, params, data version, metrics, ...)
+    card.md          the model card (written by the training step)
+
+Training writes bundles; scoring, the registry and the lookup service read them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from catboost import CatBoostClassifier, CatBoostError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MODEL_FILE = "model.cbm"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "card.md"
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory is missing, incomplete or corrupt."""
+
+
+class ModelMetadata(BaseModel):
+    """Everything needed to use and audit a trained model."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str
+    version: str | None = None
+    spec_name: str
+    features: list[str]
+    categorical: list[str]
+    threshold: float
+    threshold_policy: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    data_version: str = ""
+    git_commit: str | None = None
+    trained_at: datetime
+    training_seconds: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    reference_profile: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A loaded model and its metadata."""
+
+    model: CatBoostClassifier
+    metadata: ModelMetadata
+    directory: Path
+
+
+def save_bundle(model: CatBoostClassifier, metadata: ModelMetadata, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_model(str(directory / MODEL_FILE))
+    (directory / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+    return directory
+
+
+def load_metadata(directory: Path) -> ModelMetadata:
+    path = Path(directory) / METADATA_FILE
+    try:
+        return ModelMetadata.model_validate(json.loads(path.read_text()))
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"model metadata not found: {path}") from exc
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ModelLoadError(f"model metadata {path} is corrupt: {exc}") from exc
+
+
+def load_bundle(directory: Path) -> ModelBundle:
+    """Load a model directory; errors name the file and the cause."""
+    directory = Path(directory)
+    metadata = load_metadata(directory)
+    path = directory / MODEL_FILE
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    model = CatBoostClassifier()
+    try:
+        model.load_model(str(path))
+    except CatBoostError as exc:
+        raise ModelLoadError(f"model file {path} is corrupt: {exc}") from exc
+    if list(model.feature_names_ or []) != metadata.features:
+        raise ModelLoadError(
+            f"model file {path} has features {model.feature_names_}, metadata says "
+            f"{metadata.features}"
+        )
+    return ModelBundle(model=model, metadata=metadata, directory=directory)

@@ -1,0 +1,145 @@
+"""Delta Lake tables partitioned by batch: one atomic commit per batch, schema enforced on write.
+
+Readers of a Delta table only ever see committed versions, so a crash between writing files and
+committing leaves the previous version visible. A batch is (re)written with a predicate overwrite,
+which replaces exactly that partition in one commit: re-processing never duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+BATCH_COLUMN = "batch_id"
+
+
+class TableSchemaError(ValueError):
+    """A frame does not match the declared schema of the table it is written to."""
+
+
+def table_uri(root: str, name: str) -> str:
+    """Location of table ``name`` under a local root or an object-store URI."""
+    return f"{root.rstrip('/')}/{name}"
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def table_exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
+    if _is_local(uri) and not (Path(uri.removeprefix("file://")) / "_delta_log").exists():
+        return False
+    try:
+        DeltaTable(uri, storage_options=dict(storage_options or {}))
+    except TableNotFoundError:
+        return False
+    return True
+
+
+def conform(df: pl.DataFrame, schema: Mapping[str, pl.DataType], table: str) -> pl.DataFrame:
+    """Check ``df`` against the declared schema: same columns, same types, no silent casts.
+
+    Integer widths may be widened (an Int32 id becomes Int64) because that loses nothing;
+    any other difference is an error naming the table and the column.
+    """
+    missing = [c for c in schema if c not in df.columns]
+    extra = [c for c in df.columns if c not in schema]
+    if missing or extra:
+        raise TableSchemaError(f"table {table!r}: missing columns {missing}, unexpected {extra}")
+    casts = []
+    for name, dtype in schema.items():
+        actual = df.schema[name]
+        if actual == dtype:
+            casts.append(pl.col(name))
+        elif (actual.is_integer() and dtype.is_integer()) or actual == pl.Null:
+            casts.append(pl.col(name).cast(dtype, strict=True))
+        else:
+            raise TableSchemaError(
+                f"table {table!r}: column {name!r} is {actual}, the table declares {dtype}"
+            )
+    return df.select(casts)
+
+
+def write_batch(
+    uri: str,
+    df: pl.DataFrame,
+    batch_id: str,
+    schema: Mapping[str, pl.DataType],
+    *,
+    table: str,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """Replace partition ``batch_id`` of the table with ``df`` in one commit. Returns the version.
+
+    Every row must carry ``batch_id``; an empty frame removes the partition's rows.
+    """
+    df = conform(df, schema, table)
+    if df.height and (df[BATCH_COLUMN] != batch_id).any():
+        raise ValueError(f"table {table!r}: rows of another batch in the write for {batch_id!r}")
+    options = dict(storage_options or {})
+    predicate = f"{BATCH_COLUMN} = '{_quote(batch_id)}'"
+    if table_exists(uri, options):
+        write_deltalake(
+            uri,
+            df.to_arrow(),
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=[BATCH_COLUMN],
+            storage_options=options,
+        )
+    else:
+        write_deltalake(
+            uri, df.to_arrow(), mode="error", partition_by=[BATCH_COLUMN], storage_options=options
+        )
+    return int(DeltaTable(uri, storage_options=options).version())
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def read_table(
+    uri: str,
+    *,
+    batch_id: str | None = None,
+    schema: Mapping[str, pl.DataType] | None = None,
+    version: int | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """Read a table (optionally one batch, optionally at a past version).
+
+    A table that does not exist yet reads as an empty frame of ``schema`` when one is given.
+    """
+    options = dict(storage_options or {})
+    if not table_exists(uri, options):
+        if schema is None:
+            raise FileNotFoundError(f"no Delta table at {uri}")
+        return pl.DataFrame(schema=dict(schema))
+    lf = pl.scan_delta(uri, version=version, storage_options=options or None)
+    if batch_id is not None:
+        lf = lf.filter(pl.col(BATCH_COLUMN) == batch_id)
+    return lf.collect()
+
+
+def table_version(uri: str, storage_options: Mapping[str, str] | None = None) -> int | None:
+    options = dict(storage_options or {})
+    if not table_exists(uri, options):
+        return None
+    return int(DeltaTable(uri, storage_options=options).version())
+
+
+def batch_ids(uri: str, storage_options: Mapping[str, str] | None = None) -> list[str]:
+    """Distinct batch ids present in the table, sorted."""
+    options = dict(storage_options or {})
+    if not table_exists(uri, options):
+        return []
+    ids = (
+        pl.scan_delta(uri, storage_options=options or None)
+        .select(pl.col(BATCH_COLUMN).unique())
+        .collect()[BATCH_COLUMN]
+    )
+    return sorted(ids.to_list())

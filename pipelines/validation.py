@@ -1,0 +1,368 @@
+"""Reading landed batch files and validating them against the spec (pandera, polars backend).
+
+Validation is lazy (every failure at once) and checks data, not only the schema. Rows that fail go
+to quarantine with every reason (column, check, offending value); the rest are accepted, unless
+the batch's reject rate is above ``max_reject_rate``, in which case the whole batch is refused and
+all of its rows are quarantined (nothing is lost, nothing downstream uses it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandera.polars as pa
+import polars as pl
+from pandera.config import ValidationDepth, config_context
+from pandera.errors import SchemaError, SchemaErrors
+
+from pipelines.spec import ColumnSpec, DatasetSpec
+
+Kind = Literal["records", "labels"]
+Status = Literal["accepted", "refused"]
+
+#: Free-text categorical values longer than this are rejected (guards the tables and the model).
+MAX_STRING_LENGTH = 256
+
+ROW_COLUMN = "__row"
+REASON_DTYPE = pl.Struct({"column": pl.String, "check": pl.String, "value": pl.String})
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "batch_id": pl.String(),
+    "kind": pl.String(),
+    "source_file": pl.String(),
+    "row": pl.Int64(),
+    "entity_id": pl.String(),
+    "reasons": pl.List(REASON_DTYPE),
+    "record": pl.String(),
+    "quarantined_at": pl.Datetime("us", "UTC"),
+}
+
+
+class BatchReadError(ValueError):
+    """A landed file cannot be read as a batch at all (the whole batch fails)."""
+
+    def __init__(self, path: Path, cause: str) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
+def file_version(path: Path) -> str:
+    """Content hash of a landed file (md5, as DVC uses): the batch's data version."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expected_schema(spec: DatasetSpec, kind: Kind) -> dict[str, pl.DataType]:
+    return spec.record_schema if kind == "records" else spec.label_schema
+
+
+def read_batch_file(path: Path, spec: DatasetSpec, kind: Kind = "records") -> pl.DataFrame:
+    """Read a landed parquet or CSV file, keeping the columns the spec knows, in spec order.
+
+    CSV is read as text so that a bad value fails one row (in validation), not the whole file.
+    Raises :class:`BatchReadError` naming the file and the cause when it cannot be read at all.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BatchReadError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise BatchReadError(path, "file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            df = pl.read_parquet(path)
+        elif suffix == ".csv":
+            df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        else:
+            raise BatchReadError(path, f"unsupported format {suffix!r} (use .parquet or .csv)")
+    except BatchReadError:
+        raise
+    except Exception as exc:  # polars raises several types for corrupt input; name the cause
+        kind_of = "parquet" if suffix in {".parquet", ".pq"} else "CSV"
+        raise BatchReadError(
+            path, f"cannot be read as {kind_of} ({type(exc).__name__}: {exc})"
+        ) from exc
+    expected = expected_schema(spec, kind)
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise BatchReadError(
+            path, f"missing column(s) {missing}; the spec {spec.name!r} requires {list(expected)}"
+        )
+    if df.height == 0:
+        raise BatchReadError(path, "file has a header but no rows")
+    return df
+
+
+@dataclass
+class ValidationResult:
+    """The outcome of validating one batch."""
+
+    batch_id: str
+    kind: Kind
+    source_file: str
+    status: Status
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows: int
+    rejected: int
+    max_reject_rate: float
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def reject_rate(self) -> float:
+        return self.rejected / self.rows if self.rows else 0.0
+
+    @property
+    def accepted(self) -> int:
+        return self.valid.height
+
+    def top_reasons(self, k: int = 10) -> pl.DataFrame:
+        """Most frequent (column, check) reasons with a sample offending value."""
+        if self.quarantine.is_empty():
+            return pl.DataFrame(
+                schema={
+                    "column": pl.String,
+                    "check": pl.String,
+                    "rows": pl.UInt32,
+                    "example": pl.String,
+                }
+            )
+        return (
+            self.quarantine.select(pl.col("reasons").explode())
+            .unnest("reasons")
+            .group_by("column", "check")
+            .agg(pl.len().alias("rows"), pl.col("value").first().alias("example"))
+            .sort(["rows", "column", "check"], descending=[True, False, False])
+            .head(k)
+        )
+
+
+def _finite(data: pa.PolarsData) -> pl.LazyFrame:
+    column = pl.col(data.key)
+    return data.lazyframe.select(column.is_finite() | column.is_null())
+
+
+def _column_checks(column: ColumnSpec) -> list[pa.Check]:
+    checks: list[pa.Check] = []
+    if column.dtype == "float":
+        checks.append(pa.Check(_finite, name="finite"))
+    if column.min is not None:
+        checks.append(pa.Check.ge(column.min, name=f"min({column.min:g})"))
+    if column.max is not None:
+        checks.append(pa.Check.le(column.max, name=f"max({column.max:g})"))
+    if column.allowed is not None:
+        checks.append(pa.Check.isin(column.allowed, name="allowed_values"))
+    elif column.dtype == "string":
+        checks.append(
+            pa.Check.str_length(
+                max_value=MAX_STRING_LENGTH, name=f"max_length({MAX_STRING_LENGTH})"
+            )
+        )
+    return checks
+
+
+def build_schema(spec: DatasetSpec, kind: Kind = "records") -> pa.DataFrameSchema:
+    """The pandera schema derived from the spec: types, nullability, ranges, allowed sets, ids."""
+    if kind == "labels":
+        columns = {
+            spec.id.name: pa.Column(spec.id.polars_dtype, nullable=False, unique=True),
+            spec.target.name: pa.Column(
+                spec.target.polars_dtype,
+                nullable=False,
+                checks=[
+                    pa.Check.isin([spec.negative_label, spec.positive_label], name="allowed_values")
+                ],
+            ),
+        }
+    else:
+        columns = {
+            spec.id.name: pa.Column(spec.id.polars_dtype, nullable=False, unique=True),
+            spec.time.name: pa.Column(spec.time.polars_dtype, nullable=False),
+        }
+        for column in spec.features:
+            columns[column.name] = pa.Column(
+                column.polars_dtype, nullable=column.nullable, checks=_column_checks(column)
+            )
+    return pa.DataFrameSchema(columns, strict=True, name=f"{spec.name}:{kind}")
+
+
+def _coerce(
+    df: pl.DataFrame, expected: dict[str, pl.DataType]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cast each column to its declared type; values that do not convert become row failures."""
+    casts: list[pl.Expr] = []
+    failures: list[pl.Expr] = []
+    for name, dtype in expected.items():
+        source = df.schema[name]
+        if source == dtype:
+            casts.append(pl.col(name))
+            continue
+        col = pl.col(name)
+        if dtype == pl.String:
+            converted = col.cast(pl.String, strict=False)
+        elif source == pl.String and dtype == pl.Boolean:
+            lowered = col.str.strip_chars().str.to_lowercase()
+            converted = (
+                pl.when(lowered.is_in(["true", "1", "yes"]))
+                .then(True)
+                .when(lowered.is_in(["false", "0", "no"]))
+                .then(False)
+                .otherwise(None)
+            )
+        elif source == pl.String:
+            converted = col.str.strip_chars().cast(dtype, strict=False)
+        else:
+            converted = col.cast(dtype, strict=False)
+        lossy = col.is_not_null() & converted.is_null()
+        if dtype.is_integer() and (source.is_float() or source == pl.String):
+            as_float = col.cast(pl.Float64, strict=False)
+            lossy = lossy | (as_float.is_not_null() & (as_float != as_float.floor()))
+            converted = pl.when(lossy).then(None).otherwise(converted)
+        casts.append(converted.cast(dtype).alias(name))
+        failures.append(
+            pl.when(lossy)
+            .then(
+                pl.struct(
+                    pl.lit(name).alias("column"),
+                    pl.lit(f"dtype({dtype})").alias("check"),
+                    col.cast(pl.String).alias("value"),
+                )
+            )
+            .alias(name)
+        )
+    coerced = df.select(pl.col(ROW_COLUMN), *casts)
+    if not failures:
+        return coerced, pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
+    reasons = (
+        df.select(pl.col(ROW_COLUMN), *failures)
+        .unpivot(index=ROW_COLUMN, value_name="reason")
+        .drop("variable")
+        .drop_nulls("reason")
+    )
+    return coerced, reasons
+
+
+def _schema_failures(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """Run pandera lazily on data and return (row, reason) pairs."""
+    try:
+        with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+            schema.validate(frame.drop(ROW_COLUMN), lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+    except SchemaError as exc:  # pragma: no cover - lazy=True collects, kept for safety
+        raise ValueError(str(exc)) from exc
+    else:
+        return pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
+    row_level = cases.filter(pl.col("index").is_not_null())
+    frame_level = cases.filter(pl.col("index").is_null())
+    if frame_level.height:
+        raise ValueError(
+            "schema-level failures: "
+            + "; ".join(
+                f"{r['column']}: {r['check']} ({r['failure_case']})"
+                for r in frame_level.iter_rows(named=True)
+            )
+        )
+    positions = row_level["index"].cast(pl.Int64)
+    return pl.DataFrame(
+        {
+            ROW_COLUMN: frame[ROW_COLUMN].gather(positions),
+            "reason": row_level.select(
+                pl.struct(pl.col("column"), pl.col("check"), pl.col("failure_case").alias("value"))
+            ).to_series(),
+        },
+        schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE},
+    )
+
+
+def validate_batch(
+    df: pl.DataFrame,
+    spec: DatasetSpec,
+    *,
+    batch_id: str,
+    source_file: str,
+    max_reject_rate: float,
+    kind: Kind = "records",
+    now: datetime | None = None,
+) -> ValidationResult:
+    """Validate a batch read by :func:`read_batch_file`; split it into valid rows and quarantine."""
+    expected = expected_schema(spec, kind)
+    ignored = [c for c in df.columns if c not in expected]
+    numbered = (
+        df.select(*expected)
+        .with_row_index(ROW_COLUMN, offset=1)
+        .with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
+    )
+    coerced, dtype_reasons = _coerce(numbered, expected)
+    schema_reasons = _schema_failures(coerced, build_schema(spec, kind))
+    # A value that failed to convert is null after coercion; its not-null failure is the same fault.
+    flagged = dtype_reasons.select(
+        ROW_COLUMN, pl.col("reason").struct.field("column").alias("__column")
+    )
+    schema_reasons = schema_reasons.join(
+        flagged,
+        left_on=[ROW_COLUMN, pl.col("reason").struct.field("column")],
+        right_on=[ROW_COLUMN, "__column"],
+        how="anti",
+    )
+    reasons = pl.concat([dtype_reasons, schema_reasons])
+    per_row = reasons.group_by(ROW_COLUMN, maintain_order=True).agg(
+        pl.col("reason").alias("reasons")
+    )
+    rejected_rows = per_row[ROW_COLUMN]
+    rejected = rejected_rows.len()
+    rate = rejected / numbered.height if numbered.height else 0.0
+    status: Status = "refused" if rate > max_reject_rate else "accepted"
+    if status == "refused":
+        refusal = {
+            "column": "*",  # the batch, not one column
+            "check": "batch_refused",
+            "value": f"reject rate {rate:.4f} > max_reject_rate {max_reject_rate}",
+        }
+        everyone = numbered.select(ROW_COLUMN).join(per_row, on=ROW_COLUMN, how="left")
+        per_row = everyone.with_columns(
+            pl.col("reasons").fill_null(pl.lit([refusal], dtype=pl.List(REASON_DTYPE)))
+        )
+    stamp = now or datetime.now(UTC)
+    bad = numbered.join(per_row, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
+    quarantine = bad.select(
+        pl.lit(batch_id).alias("batch_id"),
+        pl.lit(kind).alias("kind"),
+        pl.lit(source_file).alias("source_file"),
+        pl.col(ROW_COLUMN).alias("row"),
+        pl.col(spec.id.name).cast(pl.String).alias("entity_id"),
+        pl.col("reasons"),
+        pl.Series("record", _records_as_json(bad.select(*expected)), dtype=pl.String),
+        pl.lit(stamp).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
+    )
+    if status == "refused":
+        valid = coerced.clear().drop(ROW_COLUMN)
+    else:
+        valid = coerced.filter(~pl.col(ROW_COLUMN).is_in(rejected_rows.implode())).drop(ROW_COLUMN)
+    return ValidationResult(
+        batch_id=batch_id,
+        kind=kind,
+        source_file=source_file,
+        status=status,
+        valid=valid,
+        quarantine=quarantine,
+        rows=numbered.height,
+        rejected=rejected,
+        max_reject_rate=max_reject_rate,
+        ignored_columns=ignored,
+    )
+
+
+def _records_as_json(df: pl.DataFrame) -> list[str]:
+    def default(value: Any) -> str:
+        return str(value)
+
+    return [json.dumps(row, default=default) for row in df.iter_rows(named=True)]
