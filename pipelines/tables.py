@@ -7,10 +7,11 @@ which replaces exactly that partition in one commit: re-processing never duplica
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -95,6 +96,56 @@ def write_batch(
         write_deltalake(
             uri, df.to_arrow(), mode="error", partition_by=[BATCH_COLUMN], storage_options=options
         )
+    return int(DeltaTable(uri, storage_options=options).version())
+
+
+def write_partition_stream(
+    uri: str,
+    frames: Iterable[pl.DataFrame],
+    match: Mapping[str, str],
+    schema: Mapping[str, pl.DataType],
+    *,
+    table: str,
+    partition_by: Sequence[str] | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """Replace the rows where each ``match`` column equals its value with ``frames``, in ONE commit.
+
+    ``frames`` is consumed lazily (a generator of chunks is streamed to Delta, so a partition far
+    larger than memory can be written); each chunk is conformed to ``schema`` and must carry the
+    ``match`` values. If the iterator raises, or the process dies, nothing is committed and
+    readers keep the previous version. ``partition_by`` defaults to the ``match`` columns.
+    Returns the new table version.
+    """
+    options = dict(storage_options or {})
+    partitions = list(partition_by or match)
+    predicate = " AND ".join(f"{column} = '{_quote(value)}'" for column, value in match.items())
+    arrow_schema = pl.DataFrame(schema=dict(schema)).to_arrow().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for frame in frames:
+            chunk = conform(frame, schema, table)
+            for column, value in match.items():
+                if chunk.height and (chunk[column] != value).any():
+                    raise ValueError(
+                        f"table {table!r}: rows with {column} other than {value!r} in the write "
+                        f"for {dict(match)}"
+                    )
+            for batch in chunk.to_arrow().to_batches():
+                yield batch if batch.schema == arrow_schema else batch.cast(arrow_schema)
+
+    reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
+    if table_exists(uri, options):
+        write_deltalake(
+            uri,
+            reader,
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=partitions,
+            storage_options=options,
+        )
+    else:
+        write_deltalake(uri, reader, mode="error", partition_by=partitions, storage_options=options)
     return int(DeltaTable(uri, storage_options=options).version())
 
 

@@ -9,24 +9,25 @@ all of its rows are quarantined (nothing is lost, nothing downstream uses it).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pandera.polars as pa
 import polars as pl
 from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaError, SchemaErrors
 
-from pipelines.spec import ColumnSpec, DatasetSpec
+from pipelines.spec import ColumnSpec, DatasetSpec, SpecError
 
 Kind = Literal["records", "labels"]
 Status = Literal["accepted", "refused"]
 
 #: Free-text categorical values longer than this are rejected (guards the tables and the model).
 MAX_STRING_LENGTH = 256
+#: Offending values are kept in a reason up to this many characters (the full row is in ``record``).
+MAX_REASON_VALUE = 200
 
 ROW_COLUMN = "__row"
 REASON_DTYPE = pl.Struct({"column": pl.String, "check": pl.String, "value": pl.String})
@@ -150,20 +151,37 @@ def _finite(data: pa.PolarsData) -> pl.LazyFrame:
     return data.lazyframe.select(column.is_finite() | column.is_null())
 
 
+def _typed_allowed(column: ColumnSpec) -> list[str] | list[int] | list[bool]:
+    """The spec writes allowed values as strings; compare them in the column's own type."""
+    values = column.allowed or []
+    try:
+        if column.dtype == "int":
+            return [int(v) for v in values]
+        if column.dtype == "bool":
+            truth = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            return [truth[v.strip().lower()] for v in values]
+    except (KeyError, ValueError) as exc:
+        raise SpecError(
+            f"column {column.name!r}: allowed values {values} are not all {column.dtype}"
+        ) from exc
+    return list(values)
+
+
 def _column_checks(column: ColumnSpec) -> list[pa.Check]:
+    # ``error=`` is what pandera reports as the check's name in failure cases.
     checks: list[pa.Check] = []
     if column.dtype == "float":
-        checks.append(pa.Check(_finite, name="finite"))
+        checks.append(pa.Check(_finite, name="finite", error="finite"))
     if column.min is not None:
-        checks.append(pa.Check.ge(column.min, name=f"min({column.min:g})"))
+        checks.append(pa.Check.ge(column.min, error=f"min({column.min:g})"))
     if column.max is not None:
-        checks.append(pa.Check.le(column.max, name=f"max({column.max:g})"))
+        checks.append(pa.Check.le(column.max, error=f"max({column.max:g})"))
     if column.allowed is not None:
-        checks.append(pa.Check.isin(column.allowed, name="allowed_values"))
+        checks.append(pa.Check.isin(_typed_allowed(column), error="allowed_values"))
     elif column.dtype == "string":
         checks.append(
             pa.Check.str_length(
-                max_value=MAX_STRING_LENGTH, name=f"max_length({MAX_STRING_LENGTH})"
+                max_value=MAX_STRING_LENGTH, error=f"max_length({MAX_STRING_LENGTH})"
             )
         )
     return checks
@@ -178,7 +196,9 @@ def build_schema(spec: DatasetSpec, kind: Kind = "records") -> pa.DataFrameSchem
                 spec.target.polars_dtype,
                 nullable=False,
                 checks=[
-                    pa.Check.isin([spec.negative_label, spec.positive_label], name="allowed_values")
+                    pa.Check.isin(
+                        [spec.negative_label, spec.positive_label], error="allowed_values"
+                    )
                 ],
             ),
         }
@@ -194,10 +214,22 @@ def build_schema(spec: DatasetSpec, kind: Kind = "records") -> pa.DataFrameSchem
     return pa.DataFrameSchema(columns, strict=True, name=f"{spec.name}:{kind}")
 
 
+def _convertible(source: pl.DataType) -> bool:
+    return (
+        source.is_numeric()
+        or source in (pl.String, pl.Boolean, pl.Null, pl.Categorical)
+        or isinstance(source, pl.Enum)
+    )
+
+
 def _coerce(
-    df: pl.DataFrame, expected: dict[str, pl.DataType]
+    df: pl.DataFrame, expected: dict[str, pl.DataType], source_file: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cast each column to its declared type; values that do not convert become row failures."""
+    """Cast each column to its declared type; values that do not convert become row failures.
+
+    A column whose type cannot hold the declared one at all (a list, a struct, binary) fails the
+    whole file with :class:`BatchReadError`.
+    """
     casts: list[pl.Expr] = []
     failures: list[pl.Expr] = []
     for name, dtype in expected.items():
@@ -205,6 +237,11 @@ def _coerce(
         if source == dtype:
             casts.append(pl.col(name))
             continue
+        if not _convertible(source):
+            raise BatchReadError(
+                Path(source_file),
+                f"column {name!r} has type {source}, which cannot be read as {dtype}",
+            )
         col = pl.col(name)
         if dtype == pl.String:
             converted = col.cast(pl.String, strict=False)
@@ -295,13 +332,19 @@ def validate_batch(
 ) -> ValidationResult:
     """Validate a batch read by :func:`read_batch_file`; split it into valid rows and quarantine."""
     expected = expected_schema(spec, kind)
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise BatchReadError(
+            Path(source_file),
+            f"missing column(s) {missing}; the spec {spec.name!r} requires {list(expected)}",
+        )
     ignored = [c for c in df.columns if c not in expected]
     numbered = (
         df.select(*expected)
         .with_row_index(ROW_COLUMN, offset=1)
         .with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
     )
-    coerced, dtype_reasons = _coerce(numbered, expected)
+    coerced, dtype_reasons = _coerce(numbered, expected, source_file)
     schema_reasons = _schema_failures(coerced, build_schema(spec, kind))
     # A value that failed to convert is null after coercion; its not-null failure is the same fault.
     flagged = dtype_reasons.select(
@@ -313,7 +356,9 @@ def validate_batch(
         right_on=[ROW_COLUMN, "__column"],
         how="anti",
     )
-    reasons = pl.concat([dtype_reasons, schema_reasons])
+    reasons = pl.concat([dtype_reasons, schema_reasons]).with_columns(
+        pl.col("reason").struct.with_fields(_clip(pl.field("value")).alias("value"))
+    )
     per_row = reasons.group_by(ROW_COLUMN, maintain_order=True).agg(
         pl.col("reason").alias("reasons")
     )
@@ -340,7 +385,7 @@ def validate_batch(
         pl.col(ROW_COLUMN).alias("row"),
         pl.col(spec.id.name).cast(pl.String).alias("entity_id"),
         pl.col("reasons"),
-        pl.Series("record", _records_as_json(bad.select(*expected)), dtype=pl.String),
+        pl.struct(*expected).struct.json_encode().alias("record"),
         pl.lit(stamp).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
     )
     if status == "refused":
@@ -361,8 +406,18 @@ def validate_batch(
     )
 
 
-def _records_as_json(df: pl.DataFrame) -> list[str]:
-    def default(value: Any) -> str:
-        return str(value)
-
-    return [json.dumps(row, default=default) for row in df.iter_rows(named=True)]
+def _clip(value: pl.Expr) -> pl.Expr:
+    """Long offending values (10k-character strings) are cut, saying how long they were."""
+    length = value.str.len_chars()
+    return (
+        pl.when(length > MAX_REASON_VALUE)
+        .then(
+            pl.concat_str(
+                value.str.slice(0, MAX_REASON_VALUE),
+                pl.lit("... ("),
+                length.cast(pl.String),
+                pl.lit(" characters)"),
+            )
+        )
+        .otherwise(value)
+    )

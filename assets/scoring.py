@@ -1,0 +1,193 @@
+"""Scoring: per-batch ``scores``, the ``serving_snapshot``, and the rescore-on-promotion sensor.
+
+Each body calls one ``pipelines.scoring`` function:
+
+- ``scores`` (one partition per batch) runs ``score_batch`` with the champion as soon as the
+  batch's ``validated_batch`` is materialised (eager automation); a refused batch fails with a
+  clear error and is never scored.
+  Before any model is promoted it materialises nothing: those batches are scored when the first
+  champion arrives (the rescore below).
+- ``serving_snapshot`` runs ``rescore_population``: every accepted batch that lacks the champion's
+  scores for its current data is scored first, then one snapshot of the champion's latest score
+  per entity is published. It runs after new scores (eager) and when the champion changes.
+- ``champion_rescore_sensor`` watches :func:`pipelines.registry.resolve_champion` (cursor = the
+  champion version) and, on a change, requests a ``serving_snapshot`` run, which rescores the
+  population with the new champion before publishing: a snapshot never mixes model versions.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from assets.partitions import batch_partitions
+from assets.resources import RESOURCES, ScoreloopResource
+from pipelines.features import FeatureMismatchError
+from pipelines.registry import resolve_champion
+from pipelines.scoring import (
+    BatchScoreResult,
+    ScoringError,
+    rescore_population,
+    sample_markdown,
+    score_batch,
+    scores_uri,
+)
+from pipelines.snapshot import SnapshotError
+
+GROUP = "scoring"
+SCORES = dg.AssetKey("scores")
+SERVING_SNAPSHOT = dg.AssetKey("serving_snapshot")
+VALIDATED_BATCH = dg.AssetKey("validated_batch")
+RESCORE_TAG = "scoreloop/rescore"
+
+
+def batch_metadata(result: BatchScoreResult, uri: str) -> dict[str, Any]:
+    """Dagster metadata of one scored batch."""
+    summary = result.summary.describe()
+    return {
+        "dagster/row_count": result.rows,
+        "rows_scored": result.rows,
+        "model": f"{result.model_name}:{result.model_version}",
+        "model_version": result.model_version,
+        "data_version": result.data_version or "",
+        "decision_rate": dg.MetadataValue.float(float(summary["decision_rate"])),
+        "score_mean": dg.MetadataValue.float(float(summary["score_mean"] or 0.0)),
+        "score_min": dg.MetadataValue.float(float(summary["score_min"] or 0.0)),
+        "score_max": dg.MetadataValue.float(float(summary["score_max"] or 0.0)),
+        "score_histogram": dg.MetadataValue.json(summary["score_histogram"]),
+        "sample": dg.MetadataValue.md(sample_markdown(result.summary.sample)),
+        "table_uri": dg.MetadataValue.path(uri),
+        "table_version": result.table_version,
+        "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+    }
+
+
+@dg.asset(
+    key=SCORES,
+    deps=[VALIDATED_BATCH],
+    partitions_def=batch_partitions,
+    group_name=GROUP,
+    kinds={"catboost", "delta"},
+    output_required=False,
+    # Not combined with all_deps_blocking_checks_passed(): asset checks are not per partition
+    # here, so one refused batch would block every later batch. A refused batch's run fails
+    # with BatchNotAcceptedError instead (score_batch reads the ingest log).
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def scores(
+    context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
+) -> Iterator[dg.MaterializeResult[None]]:
+    """The champion's score, decision and top-k reasons for every row of an accepted batch."""
+    settings = scoreloop.settings()
+    champion = resolve_champion(settings)
+    if champion is None:
+        context.log.warning(
+            f"no champion model yet: batch {context.partition_key} is not scored now; it will be "
+            "scored when a model is promoted (champion_rescore_sensor)"
+        )
+        return
+    try:
+        result = score_batch(context.partition_key, settings=settings, champion=champion)
+    except (ScoringError, FeatureMismatchError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    yield dg.MaterializeResult(
+        metadata=batch_metadata(result, scores_uri(settings)),
+        data_version=dg.DataVersion(f"{result.model_version}:{result.data_version}"),
+    )
+
+
+@dg.asset(
+    key=SERVING_SNAPSHOT,
+    deps=[SCORES],
+    group_name=GROUP,
+    kinds={"arrow"},
+    automation_condition=dg.AutomationCondition.eager().without(
+        ~dg.AutomationCondition.any_deps_missing()
+    ),
+)
+def serving_snapshot(
+    context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
+) -> dg.MaterializeResult[None]:
+    """One row per entity (its latest score) from the champion only, published for serving.
+
+    Accepted batches without the champion's scores are scored first (after a promotion: the whole
+    population); the snapshot is published only when every batch is done.
+    """
+    settings = scoreloop.settings()
+    champion = resolve_champion(settings)
+    if champion is None:
+        raise dg.Failure(description="no champion model: promote one before publishing a snapshot")
+    uri = scores_uri(settings)
+
+    def report(result: BatchScoreResult) -> None:
+        context.log.info(f"scored {result.batch_id} with {result.model_version}")
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=SCORES,
+                partition=result.batch_id,
+                metadata=batch_metadata(result, uri),
+            )
+        )
+
+    try:
+        outcome = rescore_population(settings=settings, champion=champion, on_batch=report)
+    except (ScoringError, FeatureMismatchError, SnapshotError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    manifest = outcome.snapshot
+    if manifest is None:
+        raise dg.Failure(
+            description=f"no accepted batches under {settings.tables}: nothing to serve"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "snapshot_id": manifest.snapshot_id,
+            "model_version": manifest.model_version,
+            "dagster/row_count": manifest.row_count,
+            "entities": manifest.row_count,
+            "batches_rescored": len(outcome.scored),
+            "batches_current": len(outcome.skipped),
+            "sha256": manifest.sha256,
+            "path": dg.MetadataValue.path(str(settings.snapshots / manifest.snapshot_id)),
+        },
+        data_version=dg.DataVersion(manifest.sha256),
+    )
+
+
+rescore_job = dg.define_asset_job(
+    "rescore_job",
+    selection=dg.AssetSelection.assets(SERVING_SNAPSHOT),
+    description="Rescore every accepted batch with the champion, then publish a serving snapshot.",
+)
+
+
+@dg.sensor(
+    job=rescore_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def champion_rescore_sensor(
+    context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
+) -> dg.SensorResult | dg.SkipReason:
+    """When the champion version changes, rescore the population and publish a new snapshot."""
+    champion = resolve_champion(scoreloop.settings())
+    if champion is None:
+        return dg.SkipReason("no champion model promoted yet")
+    if champion.version == context.cursor:
+        return dg.SkipReason(f"champion is still {champion.version}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"rescore-{champion.version}-from-{context.cursor or 'none'}",
+                tags={RESCORE_TAG: champion.version},
+            )
+        ],
+        cursor=champion.version,
+    )
+
+
+defs = dg.Definitions(
+    assets=[scores, serving_snapshot],
+    jobs=[rescore_job],
+    sensors=[champion_rescore_sensor],
+    resources=RESOURCES,
+)

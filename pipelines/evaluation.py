@@ -1,0 +1,253 @@
+"""Evaluate models side by side on the same out-of-time holdout.
+
+For each model (challenger, champion if any, a depth-2 baseline): ROC AUC, PR AUC, log loss,
+Brier score, a reliability curve, the confusion matrix at the model's own threshold, and the same
+metrics per slice value (``spec.slices``). Written as ``metrics.json`` (``dvc metrics diff``),
+CSV plot files (``dvc plots diff``) and PNGs (ROC, calibration, slice comparison).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from catboost import CatBoostClassifier
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    roc_auc_score,
+    roc_curve,
+)
+
+from pipelines.spec import DatasetSpec
+from pipelines.training import predict_scores
+from pipelines.training_set import LABEL_COLUMN
+
+CALIBRATION_BINS = 10
+#: Metrics where a larger value is better; the others (log loss, Brier) are losses.
+HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+PLOT_FILES = ("roc.png", "calibration.png", "slices.png")
+
+
+class EvaluationError(ValueError):
+    """A model cannot be evaluated on this holdout."""
+
+
+@dataclass(frozen=True)
+class ScoredModel:
+    """A model to evaluate: its role (challenger/champion/baseline), version and threshold."""
+
+    role: str
+    model: CatBoostClassifier
+    threshold: float
+    version: str | None = None
+
+
+def score_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Threshold-free and thresholded metrics; AUCs are None when the rows hold one class."""
+    labels = labels.astype(np.int64)
+    both = labels.min() != labels.max() if labels.size else False
+    decisions = scores >= threshold
+    tp = int(np.sum(decisions & (labels == 1)))
+    fp = int(np.sum(decisions & (labels == 0)))
+    tn = int(np.sum(~decisions & (labels == 0)))
+    fn = int(np.sum(~decisions & (labels == 1)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+    return {
+        "rows": int(labels.size),
+        "positive_rate": round(float(labels.mean()), 6) if labels.size else None,
+        "roc_auc": round(float(roc_auc_score(labels, scores)), 6) if both else None,
+        "pr_auc": round(float(average_precision_score(labels, scores)), 6) if both else None,
+        "log_loss": (
+            round(float(log_loss(labels, clipped, labels=[0, 1])), 6) if labels.size else None
+        ),
+        "brier": round(float(brier_score_loss(labels, scores)), 6) if labels.size else None,
+        "threshold": round(float(threshold), 6),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "precision": round(precision, 6),
+        "recall": round(recall, 6),
+        "f1": round(2 * precision * recall / (precision + recall), 6)
+        if precision + recall
+        else 0.0,
+    }
+
+
+def calibration(
+    labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS
+) -> list[dict[str, float]]:
+    """Reliability curve: equal-width score bins, mean predicted vs observed positive rate."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    curve = []
+    for b in range(bins):
+        mask = index == b
+        if not mask.any():
+            continue
+        curve.append(
+            {
+                "bin": b,
+                "mean_predicted": round(float(scores[mask].mean()), 6),
+                "fraction_positive": round(float(labels[mask].mean()), 6),
+                "count": int(mask.sum()),
+            }
+        )
+    return curve
+
+
+def evaluate_models(
+    holdout: pl.DataFrame, spec: DatasetSpec, models: list[ScoredModel]
+) -> dict[str, Any]:
+    """Metrics of every model on the same holdout, overall and per slice value."""
+    if holdout.height == 0:
+        raise EvaluationError("the holdout is empty")
+    labels = holdout[LABEL_COLUMN].to_numpy().astype(np.int64)
+    result: dict[str, Any] = {"holdout_rows": holdout.height, "models": {}}
+    curves: dict[str, Any] = {}
+    for entry in models:
+        try:
+            scores = predict_scores(entry.model, holdout, spec)
+        except Exception as exc:
+            raise EvaluationError(
+                f"the {entry.role} model {entry.version or ''} cannot score the holdout: {exc}"
+            ) from exc
+        slices: dict[str, dict[str, Any]] = {}
+        for column in spec.slices:
+            values = holdout[column].cast(pl.String).fill_null("__missing__").to_numpy()
+            slices[column] = {
+                str(v): score_metrics(labels[values == v], scores[values == v], entry.threshold)
+                for v in sorted(set(values.tolist()))
+            }
+        fpr, tpr, _ = roc_curve(labels, scores)
+        keep = np.unique(np.linspace(0, fpr.size - 1, min(fpr.size, 200)).astype(int))
+        curves[entry.role] = {
+            "roc": [{"fpr": round(float(fpr[i]), 6), "tpr": round(float(tpr[i]), 6)} for i in keep],
+        }
+        result["models"][entry.role] = {
+            "version": entry.version,
+            "overall": score_metrics(labels, scores, entry.threshold),
+            "calibration": calibration(labels, scores),
+            "slices": slices,
+        }
+    result["curves"] = curves
+    return result
+
+
+def metrics_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The flat numbers DVC shows in ``dvc metrics show/diff``: one block per model."""
+    out: dict[str, Any] = {}
+    for role, data in evaluation["models"].items():
+        overall = data["overall"]
+        out[role] = {
+            k: overall[k]
+            for k in ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall")
+        }
+    return out
+
+
+def write_evaluation(evaluation: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Write evaluation.json, metrics.json, plot CSVs and PNGs into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = out_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    paths = {
+        "evaluation": out_dir / "evaluation.json",
+        "metrics": out_dir / "metrics.json",
+    }
+    paths["evaluation"].write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n")
+    paths["metrics"].write_text(
+        json.dumps(metrics_summary(evaluation), indent=2, sort_keys=True) + "\n"
+    )
+    roc_rows = [
+        {"model": role, **point}
+        for role, curve in evaluation["curves"].items()
+        for point in curve["roc"]
+    ]
+    pl.DataFrame(roc_rows).write_csv(plots / "roc.csv")
+    cal_rows = [
+        {"model": role, **point}
+        for role, data in evaluation["models"].items()
+        for point in data["calibration"]
+    ]
+    pl.DataFrame(cal_rows).write_csv(plots / "calibration.csv")
+    paths.update(write_pngs(evaluation, plots))
+    return paths
+
+
+def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
+    """ROC, calibration and slice-comparison PNGs (matplotlib Agg, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, Path] = {}
+    models = evaluation["models"]
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for role, curve in evaluation["curves"].items():
+        auc = models[role]["overall"]["roc_auc"]
+        ax.plot(
+            [p["fpr"] for p in curve["roc"]],
+            [p["tpr"] for p in curve["roc"]],
+            label=f"{role} {models[role]['version'] or ''} (AUC {auc:.3f})",
+        )
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
+    ax.legend(loc="lower right", fontsize=8)
+    out["roc_png"] = _save(fig, plots / "roc.png")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for role, data in models.items():
+        ax.plot(
+            [p["mean_predicted"] for p in data["calibration"]],
+            [p["fraction_positive"] for p in data["calibration"]],
+            marker="o",
+            label=role,
+        )
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set(xlabel="mean predicted", ylabel="fraction positive", title="Calibration (holdout)")
+    ax.legend(loc="upper left", fontsize=8)
+    out["calibration_png"] = _save(fig, plots / "calibration.png")
+
+    labels: list[str] = []
+    per_role: dict[str, list[float]] = {role: [] for role in models}
+    first = next(iter(models.values()))
+    for column, values in first["slices"].items():
+        for value in values:
+            labels.append(f"{column}={value}")
+            for role, data in models.items():
+                auc = data["slices"][column].get(value, {}).get("roc_auc")
+                per_role[role].append(float("nan") if auc is None else float(auc))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(labels)), 4))
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(labels))
+    for i, (role, values) in enumerate(per_role.items()):
+        ax.bar(x + i * width, values, width=width, label=role)
+    ax.set_xticks(x + width * (len(models) - 1) / 2, labels, rotation=60, fontsize=7)
+    finite = [v for vs in per_role.values() for v in vs if not math.isnan(v)]
+    ax.set_ylim(max(0.0, min(finite, default=0.5) - 0.05), 1.0)
+    ax.set(ylabel="ROC AUC", title="ROC AUC per slice (holdout)")
+    ax.legend(fontsize=8)
+    out["slices_png"] = _save(fig, plots / "slices.png")
+    return out
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    # No timestamps in the PNG, so the same evaluation gives the same bytes (DVC hash).
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -1,0 +1,109 @@
+"""Reason codes: the top-k feature contributions behind each score, from CatBoost's own SHAP.
+
+CatBoost computes exact SHAP values for its trees (``get_feature_importance(type="ShapValues")``):
+for every row, one contribution per feature plus the expected value, and they add up to the
+model's raw prediction (the log-odds of the positive class). A row's reasons are the ``top_k``
+features with the largest absolute contribution, each with the value the row had and the
+contribution in log-odds (positive pushes towards the positive class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from catboost import CatBoostClassifier, Pool
+
+from pipelines.features import MISSING_CATEGORY
+
+REASON_STRUCT = pl.Struct({"feature": pl.String, "value": pl.String, "contribution": pl.Float64})
+REASONS_DTYPE = pl.List(REASON_STRUCT)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """SHAP contributions of a frame of rows.
+
+    Attributes:
+        contributions: ``(rows, features)`` log-odds contributions, columns in feature order.
+        expected_value: the model's expected raw prediction (the same for every row).
+    """
+
+    contributions: npt.NDArray[np.float64]
+    expected_value: float
+
+    @property
+    def raw_prediction(self) -> npt.NDArray[np.float64]:
+        """Contributions plus expected value: the model's raw (log-odds) prediction per row."""
+        return np.asarray(self.contributions.sum(axis=1) + self.expected_value, dtype=np.float64)
+
+
+def shap_values(
+    model: CatBoostClassifier,
+    features: pl.DataFrame,
+    categorical: Sequence[str],
+    *,
+    thread_count: int = -1,
+) -> Explanation:
+    """Exact SHAP values of ``features`` (the output of ``prepare_features``) for ``model``."""
+    if features.height == 0:
+        return Explanation(np.empty((0, features.width), dtype=np.float64), 0.0)
+    pool = Pool(features, cat_features=list(categorical))
+    values = np.asarray(
+        model.get_feature_importance(pool, type="ShapValues", thread_count=thread_count),
+        dtype=np.float64,
+    )
+    if values.ndim != 2 or values.shape != (features.height, features.width + 1):
+        raise ValueError(
+            f"CatBoost returned SHAP values of shape {values.shape} for {features.height} rows x "
+            f"{features.width} features (a multiclass model? scoreloop scores binary models)"
+        )
+    expected = float(values[0, -1]) if features.height else 0.0
+    return Explanation(contributions=values[:, :-1], expected_value=expected)
+
+
+def value_strings(features: pl.DataFrame) -> pl.DataFrame:
+    """Each feature value as the string a reason shows: the category, or the number as text."""
+    return features.select(
+        pl.col(name).cast(pl.String).fill_null(MISSING_CATEGORY) for name in features.columns
+    )
+
+
+def reason_codes(
+    features: pl.DataFrame, contributions: npt.NDArray[np.float64], top_k: int
+) -> pl.Series:
+    """One list of ``top_k`` reasons per row, ordered by absolute contribution (largest first).
+
+    Ties keep the feature order of the frame. With fewer features than ``top_k`` every feature is
+    a reason. The result has dtype :data:`REASONS_DTYPE` and is named ``reasons``.
+    """
+    rows, width = contributions.shape
+    if rows != features.height or width != features.width:
+        raise ValueError(
+            f"contributions {contributions.shape} do not fit {features.height} rows x "
+            f"{features.width} features"
+        )
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    k = min(top_k, width)
+    if rows == 0:
+        return pl.Series("reasons", [], dtype=REASONS_DTYPE)
+    # argsort of -|c| with a stable sort keeps feature order among equal contributions.
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    row_index = np.arange(rows)[:, None]
+    top = contributions[row_index, order].ravel()
+    # All values as one column-major string column: value of (row r, feature f) sits at f*rows+r.
+    values = pl.concat(value_strings(features).get_columns(), rechunk=True)
+    picked = values.gather((order * rows + row_index).ravel())
+    names = np.asarray(features.columns, dtype=object)[order.ravel()]
+    flat = pl.DataFrame(
+        {
+            "feature": pl.Series(names, dtype=pl.String),
+            "value": picked,
+            "contribution": pl.Series(top, dtype=pl.Float64),
+        }
+    ).to_struct("reasons")
+    return flat.reshape((rows, k)).cast(REASONS_DTYPE).alias("reasons")

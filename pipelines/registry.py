@@ -1,0 +1,455 @@
+"""The model registry: GTO tags in the deployment git repo, model artifacts in DVC.
+
+A model version is a commit of the deployment repo (see :mod:`pipelines.workspace`) whose
+``dvc.lock`` pins the model directory ``models/<name>``; ``gto register`` tags it ``<name>@vX.Y.Z``.
+The champion is the version holding the ``prod`` stage (``<name>#prod#N`` tags). Exactly one
+version holds ``prod`` at a time: promoting assigns ``prod`` to the new version and unassigns it
+from the previous one, so GTO's own ``gto show``/``gto which`` and :func:`resolve_champion` agree.
+
+:func:`resolve_champion` is THE one way to find the champion. It materialises the champion's
+model directory locally (from the DVC cache or remote) so callers can ``load_bundle`` it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.model_bundle import METADATA_FILE, MODEL_FILE, ModelLoadError, load_metadata
+from pipelines.settings import Settings, get_settings
+
+PROD_STAGE = "prod"
+#: Where the model directory lives inside the deployment repo (one model per repo).
+MODEL_PATH = "model"
+DECISIONS_DIR = "decisions"
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot answer or cannot do what was asked (message says why and how to fix)."""
+
+
+@dataclass(frozen=True)
+class ChampionRef:
+    """The model version currently serving (holding the ``prod`` stage)."""
+
+    name: str
+    version: str
+    model_dir: Path
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, as the registry sees it."""
+
+    name: str
+    version: str
+    commit: str
+    registered_at: datetime | None
+    is_champion: bool
+
+
+def artifact_path(name: str) -> str:
+    """Path of a model's directory inside the deployment repo (``artifacts.yaml`` says the same)."""
+    del name
+    return MODEL_PATH
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    return env
+
+
+@contextmanager
+def _no_analytics() -> Iterator[None]:
+    previous = os.environ.get("DVC_NO_ANALYTICS")
+    os.environ["DVC_NO_ANALYTICS"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DVC_NO_ANALYTICS", None)
+        else:
+            os.environ["DVC_NO_ANALYTICS"] = previous
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    """Run git in ``repo`` and return stdout; errors carry git's own message."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RegistryError(
+            f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    return proc.stdout.strip()
+
+
+def is_registry(repo: Path) -> bool:
+    """True when ``repo`` is an initialised deployment repo (git + DVC + artifacts.yaml)."""
+    return (repo / ".git").exists() and (repo / ".dvc").is_dir()
+
+
+def _require_registry(settings: Settings) -> Path:
+    repo = settings.registry
+    if not is_registry(repo):
+        raise RegistryError(
+            f"no deployment repo at {repo}: run `scoreloop train` (or "
+            f"`pipelines.workspace.init_workspace`) first, or set SCORELOOP_REGISTRY_REPO"
+        )
+    return repo
+
+
+def _tick(repo: Path) -> None:
+    """Make sure the next tag is created in a later second than the newest one.
+
+    GTO orders events by their tag time, which has one-second resolution; two stage changes in
+    the same second would make the order (and so the champion) ambiguous.
+    """
+    newest = git(
+        repo,
+        "for-each-ref",
+        "--sort=-creatordate",
+        "--count=1",
+        "--format=%(creatordate:unix)",
+        "refs/tags",
+        check=False,
+    )
+    if newest.isdigit():
+        while int(time.time()) <= int(newest):
+            time.sleep(0.05)
+
+
+def _stage_versions(repo: Path, name: str) -> list[str]:
+    """Versions whose ``prod`` assignment is currently active (GTO's own view)."""
+    from gto import api as gto_api
+
+    found = gto_api.find_versions_in_stage(
+        str(repo), name, PROD_STAGE, versions_per_stage=-1, assignments_per_version=-1
+    )
+    return [v.version for v in found or []]
+
+
+def champion_version(settings: Settings | None = None) -> tuple[str, str] | None:
+    """(version, commit) of the champion, without fetching its artifacts; None if none."""
+    settings = settings or get_settings()
+    repo = settings.registry
+    if not is_registry(repo) or not git(repo, "tag", "--list", check=False):
+        return None
+    from gto import api as gto_api
+
+    found = gto_api.find_versions_in_stage(str(repo), settings.model_name, PROD_STAGE)
+    if not found:
+        return None
+    if len(found) > 1:  # pragma: no cover - defensive: promote() keeps one version in prod
+        raise RegistryError(
+            f"more than one version of {settings.model_name} holds {PROD_STAGE}: "
+            f"{[v.version for v in found]}; run `scoreloop model promote VERSION --force`"
+        )
+    return str(found[0].version), str(found[0].commit_hexsha)
+
+
+def resolve_champion(settings: Settings | None = None) -> ChampionRef | None:
+    """The champion model, materialised in a local directory; None when no model is promoted.
+
+    Raises:
+        RegistryError: the champion's tag points at a commit whose artifacts cannot be fetched
+            (missing from both the DVC cache and the remote), or they are corrupt.
+    """
+    settings = settings or get_settings()
+    found = champion_version(settings)
+    if found is None:
+        return None
+    version, commit = found
+    model_dir = fetch_version(settings, version, commit=commit)
+    return ChampionRef(name=settings.model_name, version=version, model_dir=model_dir)
+
+
+def version_commit(settings: Settings, version: str) -> str:
+    """The deployment-repo commit a registered version points at."""
+    repo = _require_registry(settings)
+    tag = f"{settings.model_name}@{version}"
+    commit = git(repo, "rev-list", "-n", "1", f"refs/tags/{tag}", check=False)
+    if not commit:
+        known = [v.version for v in list_versions(settings)]
+        raise RegistryError(
+            f"version {version!r} of {settings.model_name} is not registered in {repo} "
+            f"(registered: {known or 'none'})"
+        )
+    return commit
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Where fetched model versions are kept (one directory per version and commit)."""
+    return settings.state_root / "model-cache" / settings.model_name
+
+
+def fetch_version(settings: Settings, version: str, *, commit: str | None = None) -> Path:
+    """Materialise a registered version's model directory locally and return it.
+
+    The directory is fetched once (``dvc get`` from the deployment repo at the version's commit:
+    DVC cache first, then the DVC remote) and reused afterwards.
+    """
+    repo = _require_registry(settings)
+    commit = commit or version_commit(settings, version)
+    target = cache_dir(settings) / f"{version}-{commit[:12]}"
+    if _complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    out = staging / "model"
+    try:
+        from dvc.repo import Repo
+
+        with _no_analytics():
+            Repo.get(str(repo), artifact_path(settings.model_name), out=str(out), rev=commit)
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RegistryError(
+            f"cannot fetch {settings.model_name} {version} (commit {commit[:12]}) from {repo}: "
+            f"its artifacts are missing from the DVC cache and the remote {settings.remote} "
+            f"({type(exc).__name__}: {exc}); push them with `dvc push` in {repo} or pick "
+            f"another version"
+        ) from exc
+    if not _complete(out):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RegistryError(
+            f"{settings.model_name} {version} (commit {commit[:12]}) in {repo} has no "
+            f"{MODEL_FILE}/{METADATA_FILE} under {artifact_path(settings.model_name)}"
+        )
+    try:
+        load_metadata(out)
+    except ModelLoadError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RegistryError(f"{settings.model_name} {version}: {exc}") from exc
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(out, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _complete(directory: Path) -> bool:
+    return (directory / MODEL_FILE).is_file() and (directory / METADATA_FILE).is_file()
+
+
+def list_versions(settings: Settings | None = None) -> list[ModelVersion]:
+    """Registered versions, oldest first, with the champion marked."""
+    settings = settings or get_settings()
+    repo = settings.registry
+    if not is_registry(repo):
+        return []
+    prefix = f"{settings.model_name}@"
+    lines = git(
+        repo,
+        "for-each-ref",
+        "--sort=creatordate",
+        "--format=%(refname:short)|%(creatordate:unix)|%(*objectname)|%(objectname)",
+        f"refs/tags/{prefix}*",
+        check=False,
+    ).splitlines()
+    champion = champion_version(settings)
+    versions = []
+    for line in lines:
+        tag, stamp, peeled, obj = line.split("|")
+        version = tag[len(prefix) :]
+        if version.endswith("!"):
+            continue
+        versions.append(
+            ModelVersion(
+                name=settings.model_name,
+                version=version,
+                commit=peeled or obj,
+                registered_at=datetime.fromtimestamp(int(stamp), tz=UTC) if stamp else None,
+                is_champion=champion is not None and champion[0] == version,
+            )
+        )
+    versions.sort(key=lambda v: _semver_key(v.version))
+    return versions
+
+
+def _semver_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.lstrip("v").split("."))
+    except ValueError:
+        return (10**9,)
+
+
+def next_version(settings: Settings) -> str:
+    """The version the next registered model gets: last registered version + 1 patch."""
+    versions = list_versions(settings)
+    if not versions:
+        return "v0.0.1"
+    major, minor, patch = (*_semver_key(versions[-1].version), 0, 0, 0)[:3]
+    return f"v{major}.{minor}.{patch + 1}"
+
+
+def register_version(
+    settings: Settings, ref: str = "HEAD", *, version: str | None = None, message: str = ""
+) -> str:
+    """Register the commit ``ref`` of the deployment repo (as ``version`` or the next patch)."""
+    from gto import api as gto_api
+
+    repo = _require_registry(settings)
+    commit = git(repo, "rev-parse", ref)
+    for existing in list_versions(settings):
+        if existing.commit == commit:
+            return existing.version
+    _tick(repo)
+    gto_api.register(
+        str(repo),
+        settings.model_name,
+        commit,
+        version=version or next_version(settings),
+        message=message or None,
+    )
+    for registered in list_versions(settings):
+        if registered.commit == commit:
+            return registered.version
+    raise RegistryError(f"gto register did not tag {commit[:12]} in {repo}")  # pragma: no cover
+
+
+def assign_champion(settings: Settings, version: str, *, message: str = "") -> ChampionRef:
+    """Make ``version`` the champion (GTO ``prod``); the previous champion loses ``prod``.
+
+    The version's artifacts are fetched first: a version that cannot be fetched is never
+    promoted, and the current champion stays in place.
+    """
+    from gto import api as gto_api
+
+    repo = _require_registry(settings)
+    commit = version_commit(settings, version)
+    model_dir = fetch_version(settings, version, commit=commit)
+    name = settings.model_name
+    current = _stage_versions(repo, name)
+    if current == [version]:
+        return ChampionRef(name=name, version=version, model_dir=model_dir)
+    _tick(repo)
+    gto_api.assign(
+        str(repo), name, PROD_STAGE, version=version, message=message or None, force=True
+    )
+    for other in current:
+        if other != version:
+            _tick(repo)
+            gto_api.unassign(
+                str(repo),
+                name,
+                stage=PROD_STAGE,
+                version=other,
+                message=f"replaced by {version}",
+            )
+    found = champion_version(settings)
+    if found is None or found[0] != version:  # pragma: no cover - defensive
+        raise RegistryError(f"assigning {PROD_STAGE} to {version} did not take effect in {repo}")
+    return ChampionRef(name=name, version=version, model_dir=model_dir)
+
+
+def champion_history(settings: Settings) -> list[tuple[datetime, str, str]]:
+    """(time, version, event) of every ``prod`` stage change, oldest first."""
+    repo = settings.registry
+    if not is_registry(repo):
+        return []
+    prefix = f"{settings.model_name}#{PROD_STAGE}"
+    lines = git(
+        repo,
+        "for-each-ref",
+        "--sort=creatordate",
+        "--format=%(refname:short)|%(creatordate:unix)|%(*objectname)|%(objectname)",
+        f"refs/tags/{prefix}*",
+        check=False,
+    ).splitlines()
+    by_commit = {v.commit: v.version for v in list_versions(settings)}
+    events = []
+    for line in lines:
+        tag, stamp, peeled, obj = line.split("|")
+        event = "unassigned" if tag.startswith(f"{prefix}!") else "assigned"
+        version = by_commit.get(peeled or obj, (peeled or obj)[:12])
+        events.append((datetime.fromtimestamp(int(stamp), tz=UTC), version, event))
+    return events
+
+
+def previous_champion(settings: Settings) -> str | None:
+    """The version that held ``prod`` before the current champion (target of a rollback)."""
+    found = champion_version(settings)
+    if found is None:
+        return None
+    current = found[0]
+    assigned = [v for _, v, e in champion_history(settings) if e == "assigned"]
+    for version in reversed(assigned):
+        if version != current:
+            return version
+    return None
+
+
+def rollback(settings: Settings | None = None, *, reason: str = "") -> ChampionRef:
+    """Put the previous champion back in ``prod``; the current one loses it."""
+    settings = settings or get_settings()
+    found = champion_version(settings)
+    if found is None:
+        raise RegistryError(f"no champion of {settings.model_name} to roll back from")
+    previous = previous_champion(settings)
+    if previous is None:
+        raise RegistryError(
+            f"{settings.model_name} {found[0]} is the only version ever promoted: nothing to roll "
+            f"back to"
+        )
+    ref = assign_champion(
+        settings, previous, message=f"rollback from {found[0]}" + (f": {reason}" if reason else "")
+    )
+    record_decision(
+        settings,
+        {
+            "action": "rollback",
+            "from_version": found[0],
+            "to_version": previous,
+            "reason": reason,
+        },
+    )
+    return ref
+
+
+def record_decision(settings: Settings, decision: dict[str, Any]) -> Path:
+    """Write a decision (gate, promotion, rollback) as JSON in the deployment repo and commit it."""
+    repo = _require_registry(settings)
+    now = datetime.now(UTC)
+    payload = {"recorded_at": now.isoformat(), "model_name": settings.model_name, **decision}
+    folder = repo / DECISIONS_DIR
+    folder.mkdir(exist_ok=True)
+    stem = now.strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{stem}-{decision.get('action', 'decision')}.json"
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    relative = str(path.relative_to(repo))
+    git(repo, "add", relative)
+    git(
+        repo,
+        "commit",
+        "-q",
+        "-m",
+        f"{decision.get('action', 'decision')}: {settings.model_name}",
+        "--",
+        relative,
+    )
+    return path
+
+
+def decisions(settings: Settings) -> list[dict[str, Any]]:
+    """All recorded decisions, oldest first."""
+    folder = settings.registry / DECISIONS_DIR
+    if not folder.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

@@ -1,0 +1,407 @@
+"""Serving snapshots: the latest score of every entity plus the model that made them.
+
+A snapshot is a folder under the snapshots directory, published once and never changed::
+
+    <snapshots_dir>/<snapshot_id>/
+        scores.arrow     Arrow IPC file (uncompressed, one record batch), sorted by entity_id,
+                         one row per entity, the scores-table columns
+        model.cbm        copy of the model bundle that produced the scores
+        metadata.json
+        card.md          (when the bundle has one)
+        spec.yaml        the dataset spec the scores and the model follow
+        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow, id dtype, columns)
+    <snapshots_dir>/CURRENT   the snapshot id being served (swapped with os.replace)
+
+Readers (the lookup service) memory-map ``scores.arrow``: opening 10M rows costs a checksum and
+a sortedness check, not a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipelines.model_bundle import (
+    CARD_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelBundle,
+    ModelLoadError,
+    load_bundle,
+    load_metadata,
+)
+from pipelines.spec import POLARS_DTYPES, DatasetSpec, DType, SpecError, load_spec
+
+SCORES_FILE = "scores.arrow"
+MANIFEST_FILE = "manifest.json"
+SPEC_FILE = "spec.yaml"
+CURRENT_FILE = "CURRENT"
+FORMAT_VERSION = 1
+
+REASON_DTYPE = pl.List(
+    pl.Struct({"feature": pl.String, "value": pl.String, "contribution": pl.Float64})
+)
+
+
+def scores_schema(id_dtype: DType) -> dict[str, pl.DataType]:
+    """The scores-table columns, in order, with the entity id typed as the spec's id column."""
+    return {
+        "entity_id": POLARS_DTYPES[id_dtype],
+        "batch_id": pl.String(),
+        "score": pl.Float64(),
+        "decision": pl.Boolean(),
+        "threshold": pl.Float64(),
+        "model_name": pl.String(),
+        "model_version": pl.String(),
+        "reasons": REASON_DTYPE,
+        "expected_value": pl.Float64(),
+        "scored_at": pl.Datetime("us", "UTC"),
+        "data_version": pl.String(),
+    }
+
+
+def arrow_scores_schema(id_dtype: DType) -> pa.Schema:
+    """The Arrow schema of ``scores.arrow`` for a given id dtype (what readers check against)."""
+    empty = pl.DataFrame(schema=scores_schema(id_dtype))
+    return empty.to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+
+
+class SnapshotError(RuntimeError):
+    """A snapshot cannot be published or loaded; the message says which and why."""
+
+
+class SnapshotManifest(BaseModel):
+    """What a snapshot holds; written last, next to the files it describes."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    snapshot_id: str
+    model_name: str
+    model_version: str
+    row_count: int
+    sha256: str
+    created_at: datetime
+    id_dtype: DType
+    columns: list[str]
+    spec_name: str = ""
+    format_version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    """A verified snapshot: memory-mapped scores, its spec and its model."""
+
+    manifest: SnapshotManifest
+    directory: Path
+    scores: pa.Table
+    spec: DatasetSpec
+    bundle: ModelBundle
+
+
+def snapshot_path(snapshots_dir: Path, snapshot_id: str) -> Path:
+    """Folder of one snapshot."""
+    return Path(snapshots_dir) / snapshot_id
+
+
+def _normalise(scores: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    schema = scores_schema(spec.id.dtype)
+    missing = [c for c in schema if c not in scores.columns]
+    if missing:
+        raise SnapshotError(
+            f"scores frame lacks scores-table column(s) {missing}; it has {scores.columns}"
+        )
+    try:
+        frame = scores.select(
+            pl.col(name).cast(dtype, strict=True) for name, dtype in schema.items()
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise SnapshotError(f"scores frame does not fit the scores-table schema: {exc}") from exc
+    if frame.height == 0:
+        raise SnapshotError("scores frame is empty: nothing to serve")
+    if frame["entity_id"].null_count():
+        raise SnapshotError("scores frame has null entity_id values")
+    versions = frame["model_version"].unique().to_list()
+    if len(versions) != 1 or versions[0] is None:
+        raise SnapshotError(
+            f"scores frame has {len(versions)} model versions {sorted(map(str, versions))}: "
+            "a snapshot serves exactly one model version (rescore the population first)"
+        )
+    names = frame["model_name"].unique().to_list()
+    if len(names) != 1 or names[0] is None:
+        raise SnapshotError(f"scores frame has model names {names}: expected exactly one")
+    duplicated = frame.filter(pl.col("entity_id").is_duplicated())["entity_id"].unique()
+    if duplicated.len():
+        raise SnapshotError(
+            f"scores frame has {duplicated.len()} duplicate entity id(s), e.g. "
+            f"{duplicated.head(5).to_list()}: keep one row (the latest score) per entity"
+        )
+    return frame.sort("entity_id")
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _write_scores(frame: pl.DataFrame, path: Path) -> None:
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).combine_chunks()
+    # One record batch, no compression: readers memory-map it and binary-search the id buffer.
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+    _fsync_file(path)
+
+
+def _snapshot_dirs(snapshots_dir: Path) -> list[Path]:
+    if not snapshots_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in snapshots_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).exists()
+    )
+
+
+def _prune(snapshots_dir: Path, keep: int, current: str) -> None:
+    dirs = _snapshot_dirs(snapshots_dir)
+    for old in dirs[: max(len(dirs) - keep, 0)]:
+        if old.name != current:
+            # A reader that memory-mapped these files keeps its pages until it lets go.
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_current(snapshots_dir: Path, snapshot_id: str) -> None:
+    tmp = snapshots_dir / f".{CURRENT_FILE}.{uuid.uuid4().hex}"
+    tmp.write_text(snapshot_id + "\n")
+    _fsync_file(tmp)
+    os.replace(tmp, snapshots_dir / CURRENT_FILE)
+
+
+def publish_snapshot(
+    scores: pl.DataFrame,
+    bundle_dir: Path,
+    spec_path: Path,
+    snapshots_dir: Path,
+    *,
+    keep: int = 3,
+) -> SnapshotManifest:
+    """Write a new snapshot, point CURRENT at it atomically, and prune to ``keep`` snapshots.
+
+    Args:
+        scores: rows with the scores-table columns (extra columns are dropped); exactly one
+            model version and one row per entity.
+        bundle_dir: the model directory (model.cbm + metadata.json) that produced ``scores``.
+        spec_path: the dataset spec file the scores and the model follow.
+        snapshots_dir: where snapshots and the CURRENT pointer live.
+        keep: how many snapshots to keep on disk (the current one is never pruned).
+
+    Raises:
+        SnapshotError: the frame breaks the contract, or the bundle or spec cannot be read or
+            do not match it. Nothing visible to readers changes in that case.
+    """
+    if keep < 1:
+        raise SnapshotError(f"keep must be >= 1, got {keep}")
+    bundle_dir = Path(bundle_dir)
+    spec_path = Path(spec_path)
+    snapshots_dir = Path(snapshots_dir)
+    try:
+        spec = load_spec(spec_path)
+        metadata = load_metadata(bundle_dir)
+    except (SpecError, ModelLoadError) as exc:
+        raise SnapshotError(f"cannot publish a snapshot: {exc}") from exc
+    if not (bundle_dir / MODEL_FILE).exists():
+        raise SnapshotError(
+            f"cannot publish a snapshot: model file {bundle_dir / MODEL_FILE} missing"
+        )
+    frame = _normalise(scores, spec)
+    model_version = str(frame["model_version"][0])
+    model_name = str(frame["model_name"][0])
+    if metadata.version is not None and metadata.version != model_version:
+        raise SnapshotError(
+            f"scores were made by model version {model_version!r} but bundle {bundle_dir} is "
+            f"version {metadata.version!r}"
+        )
+    if metadata.name != model_name:
+        raise SnapshotError(
+            f"scores name model {model_name!r} but bundle {bundle_dir} is model {metadata.name!r}"
+        )
+
+    created_at = datetime.now(UTC)
+    safe_version = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in model_version)
+    snapshot_id = f"{created_at.strftime('%Y%m%dT%H%M%S%fZ')}-{safe_version}-{uuid.uuid4().hex[:6]}"
+    snapshots_dir.mkdir(parents=True, exist_ok=True)
+    staging = snapshots_dir / f".staging-{snapshot_id}"
+    staging.mkdir()
+    try:
+        _write_scores(frame, staging / SCORES_FILE)
+        for name in (MODEL_FILE, METADATA_FILE, CARD_FILE):
+            if (bundle_dir / name).exists():
+                shutil.copyfile(bundle_dir / name, staging / name)
+        shutil.copyfile(spec_path, staging / SPEC_FILE)
+        manifest = SnapshotManifest(
+            snapshot_id=snapshot_id,
+            model_name=model_name,
+            model_version=model_version,
+            row_count=frame.height,
+            sha256=_sha256(staging / SCORES_FILE),
+            created_at=created_at,
+            id_dtype=spec.id.dtype,
+            columns=frame.columns,
+            spec_name=spec.name,
+        )
+        (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+        _fsync_file(staging / MANIFEST_FILE)
+        os.replace(staging, snapshot_path(snapshots_dir, snapshot_id))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _write_current(snapshots_dir, snapshot_id)
+    _prune(snapshots_dir, keep, snapshot_id)
+    return manifest
+
+
+def read_manifest(directory: Path) -> SnapshotManifest:
+    """Read one snapshot's manifest; a missing or corrupt one raises SnapshotError."""
+    path = Path(directory) / MANIFEST_FILE
+    try:
+        return SnapshotManifest.model_validate(json.loads(path.read_text()))
+    except FileNotFoundError as exc:
+        raise SnapshotError(f"snapshot manifest not found: {path}") from exc
+    except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"snapshot manifest {path} is corrupt: {exc}") from exc
+
+
+def current_id(snapshots_dir: Path) -> str | None:
+    """The snapshot id CURRENT points at, or None when nothing was published."""
+    try:
+        text = (Path(snapshots_dir) / CURRENT_FILE).read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not text:
+        raise SnapshotError(f"{Path(snapshots_dir) / CURRENT_FILE} is empty")
+    return text
+
+
+def read_current(snapshots_dir: Path) -> SnapshotManifest | None:
+    """Manifest of the snapshot being served, or None when no snapshot was published yet."""
+    snapshot_id = current_id(snapshots_dir)
+    if snapshot_id is None:
+        return None
+    manifest = read_manifest(snapshot_path(snapshots_dir, snapshot_id))
+    if manifest.snapshot_id != snapshot_id:
+        raise SnapshotError(
+            f"CURRENT points at {snapshot_id!r} but its manifest says {manifest.snapshot_id!r}"
+        )
+    return manifest
+
+
+def _check_sorted_unique(ids: pa.ChunkedArray | pa.Array, where: Path) -> None:
+    column = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if pa.types.is_integer(column.type):
+        values = np.frombuffer(
+            column.buffers()[1], dtype=np.int64, count=column.offset + len(column)
+        )[column.offset :]
+        if len(values) > 1 and not bool(np.all(values[1:] > values[:-1])):
+            raise SnapshotError(f"{where}: entity_id is not strictly increasing (sorted, unique)")
+
+
+def open_scores(path: Path) -> pa.Table:
+    """Memory-map an Arrow IPC scores file (zero-copy: pages load when touched)."""
+    try:
+        source = pa.memory_map(str(path), "r")
+        return ipc.open_file(source).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise SnapshotError(f"snapshot scores {path} are unreadable: {exc}") from exc
+
+
+def load_snapshot(
+    snapshots_dir: Path,
+    manifest: SnapshotManifest,
+    *,
+    expected_id_dtype: DType | None = None,
+    verify_checksum: bool = True,
+) -> LoadedSnapshot:
+    """Verify and open one snapshot: checksum, schema, sort order, spec and model.
+
+    Raises:
+        SnapshotError: corrupt (checksum, unreadable file) or incompatible (schema, id type,
+            model features) snapshot.
+    """
+    directory = snapshot_path(snapshots_dir, manifest.snapshot_id)
+    scores_path = directory / SCORES_FILE
+    if expected_id_dtype is not None and manifest.id_dtype != expected_id_dtype:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id} has id dtype {manifest.id_dtype!r}; this service "
+            f"serves {expected_id_dtype!r} ids (restart it to change the id type)"
+        )
+    if verify_checksum:
+        try:
+            digest = _sha256(scores_path)
+        except OSError as exc:
+            raise SnapshotError(f"snapshot scores {scores_path} are unreadable: {exc}") from exc
+        if digest != manifest.sha256:
+            raise SnapshotError(
+                f"snapshot {manifest.snapshot_id}: sha256 of {scores_path} is {digest}, manifest "
+                f"says {manifest.sha256} (corrupt or partially written)"
+            )
+    try:
+        spec = load_spec(directory / SPEC_FILE)
+    except (SpecError, OSError) as exc:
+        raise SnapshotError(f"snapshot {manifest.snapshot_id}: bad spec: {exc}") from exc
+    if spec.id.dtype != manifest.id_dtype:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: spec id dtype {spec.id.dtype!r} != manifest "
+            f"{manifest.id_dtype!r}"
+        )
+    table = open_scores(scores_path)
+    expected = arrow_scores_schema(manifest.id_dtype)
+    if not table.schema.equals(expected):
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: scores schema mismatch:\n{table.schema}\n"
+            f"expected:\n{expected}"
+        )
+    if table.num_rows != manifest.row_count:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: {table.num_rows} rows, manifest says "
+            f"{manifest.row_count}"
+        )
+    _check_sorted_unique(table.column("entity_id"), scores_path)
+    try:
+        bundle = load_bundle(directory)
+    except ModelLoadError as exc:
+        raise SnapshotError(f"snapshot {manifest.snapshot_id}: {exc}") from exc
+    if list(bundle.metadata.features) != spec.feature_names:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: model features {bundle.metadata.features} do not "
+            f"match spec features {spec.feature_names}"
+        )
+    return LoadedSnapshot(
+        manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle
+    )
+
+
+def describe(manifest: SnapshotManifest) -> dict[str, Any]:
+    """A small JSON-able summary (for logs and metadata)."""
+    return {
+        "snapshot_id": manifest.snapshot_id,
+        "model": f"{manifest.model_name}:{manifest.model_version}",
+        "rows": manifest.row_count,
+        "created_at": manifest.created_at.isoformat(),
+    }

@@ -1,0 +1,186 @@
+"""The lookup index over a memory-mapped scores file: binary search on the sorted id buffer.
+
+Nothing is copied at load: integer ids are a numpy view of the Arrow buffer (``searchsorted``),
+string ids are searched through their offsets and data buffers. Building a row touches a few
+pages of each column, so 10M entities cost the size of the pages read, not of the file.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+EntityId = int | str
+
+
+def _single_chunk(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _values(array: pa.Array, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """Zero-copy numpy view of a fixed-width Arrow array's values."""
+    count = array.offset + len(array)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=count)[array.offset :]
+
+
+class _Strings:
+    """Zero-copy access to a (large_)string array without a Python object per row."""
+
+    def __init__(self, array: pa.Array) -> None:
+        if not (pa.types.is_large_string(array.type) or pa.types.is_string(array.type)):
+            raise TypeError(f"expected a string array, got {array.type}")
+        offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+        buffers = array.buffers()
+        count = array.offset + len(array) + 1
+        self._offsets = np.frombuffer(buffers[1], dtype=offset_type, count=count)[array.offset :]
+        self._data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")
+        self._array = array
+        self._has_nulls = array.null_count > 0
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def raw(self, i: int) -> bytes:
+        return bytes(self._data[int(self._offsets[i]) : int(self._offsets[i + 1])])
+
+    def get(self, i: int) -> str | None:
+        if self._has_nulls and not self._array[i].is_valid:
+            return None
+        return self.raw(i).decode()
+
+
+class ScoreIndex:
+    """Find an entity's row in a sorted scores table and turn it into a JSON-ready dict."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.rows = table.num_rows
+        ids = _single_chunk(table, "entity_id")
+        if ids.null_count:
+            raise ValueError("entity_id has nulls")
+        self._int_ids: npt.NDArray[np.int64] | None = None
+        self._str_ids: _Strings | None = None
+        if pa.types.is_int64(ids.type):
+            self._int_ids = _values(ids, np.int64)
+        else:
+            self._str_ids = _Strings(ids)
+        self._batch = _Strings(_single_chunk(table, "batch_id"))
+        self._data_version = _Strings(_single_chunk(table, "data_version"))
+        self._model_name = _Strings(_single_chunk(table, "model_name"))
+        self._model_version = _Strings(_single_chunk(table, "model_version"))
+        self._numbers = {
+            name: (_single_chunk(table, name), _values(_single_chunk(table, name), np.float64))
+            for name in ("score", "threshold", "expected_value")
+        }
+        self._decision = _single_chunk(table, "decision")
+        scored_at = _single_chunk(table, "scored_at")
+        self._scored_at = (scored_at, _values(scored_at, np.int64))
+        reasons = _single_chunk(table, "reasons")
+        self._reasons = reasons
+        self._reason_parts = self._reason_views(reasons)
+
+    @staticmethod
+    def _reason_views(
+        reasons: pa.Array,
+    ) -> tuple[npt.NDArray[Any], _Strings, _Strings, npt.NDArray[np.float64]] | None:
+        """Numpy/buffer views of list<struct<feature, value, contribution>>; None if nulls."""
+        items = reasons.values
+        names = [items.type.field(k).name for k in range(items.type.num_fields)]
+        flat = items.flatten()  # children with the struct's offset applied
+        fields = [flat[names.index(n)] for n in ("feature", "value", "contribution")]
+        if reasons.null_count or items.null_count or any(f.null_count for f in fields):
+            return None
+        offset_type = np.int64 if pa.types.is_large_list(reasons.type) else np.int32
+        count = reasons.offset + len(reasons) + 1
+        offsets = np.frombuffer(reasons.buffers()[1], dtype=offset_type, count=count)
+        feature, value, contribution = fields
+        return (
+            offsets[reasons.offset :],
+            _Strings(feature),
+            _Strings(value),
+            _values(contribution, np.float64),
+        )
+
+    def position(self, entity_id: EntityId) -> int | None:
+        """Row of ``entity_id`` or None (binary search, O(log n))."""
+        if self._int_ids is not None:
+            if not isinstance(entity_id, int) or not INT64_MIN <= entity_id <= INT64_MAX:
+                return None
+            ids = self._int_ids
+            i = int(ids.searchsorted(entity_id))
+            return i if i < len(ids) and int(ids[i]) == entity_id else None
+        assert self._str_ids is not None
+        if not isinstance(entity_id, str):
+            return None
+        key = entity_id.encode()
+        strings = self._str_ids
+        lo, hi = 0, len(strings)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if strings.raw(mid) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < len(strings) and strings.raw(lo) == key else None
+
+    def _number(self, name: str, i: int) -> float | None:
+        array, values = self._numbers[name]
+        if array.null_count and not array[i].is_valid:
+            return None
+        return float(values[i])
+
+    def _reasons_at(self, i: int) -> list[dict[str, Any]]:
+        if self._reason_parts is None:
+            value = self._reasons[i].as_py()
+            return list(value) if value is not None else []
+        offsets, features, values, contributions = self._reason_parts
+        return [
+            {
+                "feature": features.raw(j).decode(),
+                "value": values.raw(j).decode(),
+                "contribution": float(contributions[j]),
+            }
+            for j in range(int(offsets[i]), int(offsets[i + 1]))
+        ]
+
+    def row(self, i: int) -> dict[str, Any]:
+        """The scores-table row at position ``i`` as JSON-ready values."""
+        entity_id: EntityId
+        if self._int_ids is not None:
+            entity_id = int(self._int_ids[i])
+        else:
+            assert self._str_ids is not None
+            entity_id = self._str_ids.raw(i).decode()
+        scored_array, scored_values = self._scored_at
+        scored_at = (
+            (EPOCH + timedelta(microseconds=int(scored_values[i]))).isoformat()
+            if not scored_array.null_count or scored_array[i].is_valid
+            else None
+        )
+        return {
+            "entity_id": entity_id,
+            "batch_id": self._batch.get(i),
+            "score": self._number("score", i),
+            "decision": self._decision[i].as_py(),
+            "threshold": self._number("threshold", i),
+            "model_name": self._model_name.get(i),
+            "model_version": self._model_version.get(i),
+            "expected_value": self._number("expected_value", i),
+            "scored_at": scored_at,
+            "data_version": self._data_version.get(i),
+            "reasons": self._reasons_at(i),
+        }
+
+    def get(self, entity_id: EntityId) -> dict[str, Any] | None:
+        """The row of ``entity_id`` or None."""
+        i = self.position(entity_id)
+        return None if i is None else self.row(i)

@@ -1,0 +1,143 @@
+"""The lookup service: app factory, lifespan (load + follow the snapshot) and the server runner.
+
+``create_app`` decides the entity-id type once, from the current snapshot (or the dataset spec
+when nothing is published yet); the lifespan loads the snapshot, then a background task polls
+``CURRENT`` and swaps in new snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from pipelines.snapshot import SnapshotError, read_current
+from pipelines.spec import DatasetSpec, DType, SpecError, load_spec
+from serving.config import ConfigError, ServingSettings, check_admin_token, get_serving_settings
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.routes import admin, bench, health, model, predict, scores
+from serving.store import SnapshotStore
+
+logger = logging.getLogger("scoreloop.serving")
+
+DESCRIPTION = """\
+Latest score of every entity, from the serving snapshot published by batch scoring, plus
+on-demand scoring of a posted record with the same model. The snapshot is swapped atomically
+when a new one is published; a corrupt or incompatible one is refused and the last good one
+keeps serving.
+"""
+
+
+def _service_spec(settings: ServingSettings) -> tuple[DType, DatasetSpec]:
+    """Id type and spec for the routes: from the current snapshot, else the configured spec."""
+    spec_path = settings.spec_path
+    try:
+        manifest = read_current(settings.snapshots)
+    except SnapshotError as exc:
+        logger.warning("cannot read the current snapshot manifest (%s); using %s", exc, spec_path)
+        manifest = None
+    if manifest is not None:
+        candidate = settings.snapshots / manifest.snapshot_id / "spec.yaml"
+        with contextlib.suppress(SpecError, OSError):
+            return manifest.id_dtype, load_spec(candidate)
+    spec = load_spec(spec_path)
+    return spec.id.dtype, spec
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """Build the service (nothing is loaded until the lifespan starts)."""
+    settings = settings or get_serving_settings()
+    id_dtype, spec = _service_spec(settings)
+    metrics = Metrics()
+    store = SnapshotStore(
+        settings.snapshots,
+        id_dtype=id_dtype,
+        metrics=metrics,
+        verify_checksum=settings.verify_checksum,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_admin_token(settings)
+        result = await asyncio.to_thread(store.reload)
+        if store.current is None:
+            logger.warning(
+                "starting without a snapshot (%s): /readyz answers 503 until one is published "
+                "to %s",
+                result.error or "nothing published yet",
+                settings.snapshots,
+            )
+        follower = (
+            asyncio.create_task(store.follow(settings.reload_interval_s))
+            if settings.reload_interval_s > 0
+            else None
+        )
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+
+    app = FastAPI(
+        title="scoreloop lookup service",
+        description=DESCRIPTION,
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = metrics
+    app.include_router(scores.build_router(id_dtype))
+    app.include_router(predict.build_router(spec))
+    app.include_router(model.router)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    if settings.bench_routes:
+        app.include_router(bench.router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def run(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    dev_mode: bool | None = None,
+    reload_interval_s: float | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve with uvicorn (uvloop + httptools, one worker; see docs/serving.md for the choice)."""
+    import uvicorn
+
+    settings = get_serving_settings()
+    updates: dict[str, Any] = {}
+    if dev_mode is not None:
+        updates["dev_mode"] = dev_mode
+    if reload_interval_s is not None:
+        updates["reload_interval_s"] = reload_interval_s
+    if updates:
+        settings = settings.model_copy(update=updates)
+    check_admin_token(settings)  # fail before binding the port, with the reason
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+__all__ = ["ConfigError", "create_app", "run"]

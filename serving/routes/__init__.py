@@ -1,0 +1,1 @@
+"""Routers of the lookup service, one module per concern."""

@@ -1,0 +1,46 @@
+"""The model behind the served scores."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pipelines.model_bundle import CARD_FILE
+from serving.deps import SnapshotDep
+from serving.schemas import ErrorOut, ModelOut
+
+router = APIRouter(tags=["model"])
+
+
+def card_summary(text: str, limit: int = 600) -> str | None:
+    """First paragraph of the model card that is not a heading."""
+    for block in text.split("\n\n"):
+        lines = [line for line in block.strip().splitlines() if not line.startswith("#")]
+        paragraph = " ".join(line.strip() for line in lines).strip()
+        if paragraph:
+            return paragraph[:limit]
+    return None
+
+
+@router.get("/model", response_model=ModelOut, responses={503: {"model": ErrorOut}})
+def model(snapshot: SnapshotDep) -> ModelOut:
+    """The champion version being served, its card summary and its evaluation metrics."""
+    metadata = snapshot.loaded.bundle.metadata
+    manifest = snapshot.manifest
+    card = snapshot.loaded.directory / CARD_FILE
+    return ModelOut(
+        name=manifest.model_name,
+        version=manifest.model_version,
+        snapshot_id=manifest.snapshot_id,
+        snapshot_created_at=manifest.created_at,
+        entities=manifest.row_count,
+        spec_name=snapshot.loaded.spec.name,
+        threshold=metadata.threshold,
+        threshold_policy=metadata.threshold_policy,
+        features=metadata.features,
+        categorical=metadata.categorical,
+        trained_at=metadata.trained_at,
+        data_version=metadata.data_version,
+        git_commit=metadata.git_commit,
+        metrics=metadata.metrics,
+        card_summary=card_summary(card.read_text()) if card.exists() else None,
+    )

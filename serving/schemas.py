@@ -1,0 +1,123 @@
+"""Request and response bodies of the lookup service (what /docs shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Most ids one POST /scores/lookup may ask for.
+MAX_LOOKUP_IDS = 1000
+
+
+class Reason(BaseModel):
+    feature: str
+    value: str
+    contribution: float = Field(description="SHAP contribution in log-odds (+ = towards positive).")
+
+
+class ScoreOut(BaseModel):
+    """The latest score of one entity."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    entity_id: int | str
+    batch_id: str
+    score: float = Field(description="Probability of the positive class.")
+    decision: bool = Field(description="score >= threshold")
+    threshold: float
+    model_name: str
+    model_version: str
+    expected_value: float | None
+    scored_at: datetime
+    data_version: str
+    reasons: list[Reason]
+
+
+class LookupIntIn(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=MAX_LOOKUP_IDS)
+
+
+class LookupStrIn(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=MAX_LOOKUP_IDS)
+
+
+class LookupOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    snapshot_id: str
+    model_version: str
+    found: list[ScoreOut]
+    missing: list[int | str]
+
+
+class PredictOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    entity_id: int | str | None
+    score: float
+    decision: bool
+    threshold: float
+    model_name: str
+    model_version: str
+    snapshot_id: str
+    expected_value: float
+    reasons: list[Reason]
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    rule: str
+    value: str | None
+
+
+class PredictErrorOut(BaseModel):
+    detail: str
+    errors: list[FieldErrorOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    entity_id: int | str | None = None
+    snapshot_id: str | None = None
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    snapshot_id: str
+    snapshot_created_at: datetime
+    entities: int
+    spec_name: str
+    threshold: float
+    threshold_policy: str
+    features: list[str]
+    categorical: list[str]
+    trained_at: datetime
+    data_version: str
+    git_commit: str | None
+    metrics: dict[str, float]
+    card_summary: str | None
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    status: str
+    snapshot_id: str | None = None
+    model_version: str | None = None
+    last_error: str | None = None
+
+
+class ReloadOut(BaseModel):
+    result: str
+    snapshot_id: str | None
+    serving: str | None
+    error: str | None = None
+    seconds: float

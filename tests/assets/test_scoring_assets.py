@@ -1,0 +1,177 @@
+"""Scoring in Dagster, in-process: validate -> score -> snapshot, then a promotion rescores.
+
+The champion comes from the real registry (git + DVC + GTO in tmp_path), so the rescore sensor
+watches the same ``resolve_champion`` a deployment does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from scoring_support import promote_bundle, train_bundle
+
+from assets import scoring as scoring_assets
+from assets.partitions import batch_partitions
+from assets.resources import RESOURCES
+from assets.runner import materialize_batch
+from pipelines.scoring import scores_uri
+from pipelines.settings import Settings
+from pipelines.snapshot import load_snapshot, read_current
+from pipelines.spec import DatasetSpec
+
+Land = Callable[..., Path]
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _score(instance: dg.DagsterInstance, batch_id: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [scoring_assets.scores],
+        instance=instance,
+        partition_key=batch_id,
+        resources=RESOURCES,
+        run_config=QUIET,
+    )
+
+
+def _run_request(
+    instance: dg.DagsterInstance, cursor: str | None
+) -> tuple[list[dg.RunRequest], str | None, str | None]:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=RESOURCES)
+    result = scoring_assets.champion_rescore_sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor, result.skip_message
+    assert isinstance(result, dg.SensorResult)
+    return list(result.run_requests or []), result.cursor, None
+
+
+def _launch(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    job = scoring_assets.defs.resolve_job_def(request.job_name or "rescore_job")
+    return job.execute_in_process(instance=instance, tags=request.tags, run_config=QUIET)
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
+    events = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(key)
+    ]
+    assert events, f"no materialisation of {key}"
+    return {k: getattr(v, "value", v) for k, v in events[-1].metadata.items()}
+
+
+def test_definitions_hold_scoring_assets_sensor_and_job() -> None:
+    from assets.definitions import defs
+
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"scores", "serving_snapshot"} <= keys
+    assert defs.resolve_sensor_def("champion_rescore_sensor").name == "champion_rescore_sensor"
+    job = defs.resolve_job_def("rescore_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"serving_snapshot"}
+    scores_def = defs.resolve_assets_def("scores")
+    assert scores_def.partitions_def == batch_partitions
+    assert scores_def.automation_conditions_by_key[dg.AssetKey("scores")] is not None
+
+
+@pytest.mark.slow
+def test_validate_score_snapshot_then_promotion_rescores(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    land: Land,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    tmp_path: Path,
+) -> None:
+    for i, batch_id in enumerate(["2015-01", "2015-02"]):
+        land(batch_id, rows=200, start=i * 200)
+        assert materialize_batch(instance, batch_id).success
+    land("2015-03", rows=100, bad=30, start=1000)  # refused: never scored
+    materialize_batch(instance, "2015-03")
+
+    # Before any promotion: scoring materialises nothing and the sensor waits.
+    assert _score(instance, "2015-01").success
+    assert instance.get_latest_materialization_event(dg.AssetKey("scores")) is None
+    requests, cursor, skip = _run_request(instance, None)
+    assert requests == [] and skip == "no champion model promoted yet"
+
+    # First champion: the sensor asks for one run that scores every accepted batch, then snapshots.
+    bundle_one = train_bundle(acs, spec, tmp_path / "m1", version="v0.0.1", seed=1)
+    promote_bundle(settings, Path(bundle_one.model_dir))
+    requests, cursor, _ = _run_request(instance, cursor)
+    assert cursor == "v0.0.1" and len(requests) == 1
+    assert requests[0].tags[scoring_assets.RESCORE_TAG] == "v0.0.1"
+    first = _launch(instance, requests[0])
+    assert first.success
+    assert instance.get_materialized_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
+    meta = _metadata(first, "serving_snapshot")
+    assert meta["model_version"] == "v0.0.1" and meta["entities"] == 400
+    assert meta["batches_rescored"] == 2
+    assert _run_request(instance, cursor)[2] == "champion is still v0.0.1"
+
+    # A refused batch is an error, not a score.
+    refused = dg.materialize(
+        [scoring_assets.scores],
+        instance=instance,
+        partition_key="2015-03",
+        resources=RESOURCES,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+    assert not refused.success
+
+    # A new validated batch is scored (eager) and the snapshot follows with nothing to rescore.
+    land("2015-04", rows=200, start=2000)
+    assert materialize_batch(instance, "2015-04").success
+    scored = _score(instance, "2015-04")
+    meta = _metadata(scored, "scores")
+    assert meta["rows_scored"] == 200 and meta["model_version"] == "v0.0.1"
+    assert "| entity_id |" in str(meta["sample"])
+    snapshot = dg.materialize(
+        [scoring_assets.serving_snapshot], instance=instance, resources=RESOURCES, run_config=QUIET
+    )
+    meta = _metadata(snapshot, "serving_snapshot")
+    assert meta["entities"] == 600 and meta["batches_rescored"] == 0
+
+    # Promotion of a second model: one rescore run, a snapshot of the new version only.
+    bundle_two = train_bundle(acs, spec, tmp_path / "m2", version="v0.0.2", seed=2, rows=6000)
+    promote_bundle(settings, Path(bundle_two.model_dir))
+    requests, cursor, _ = _run_request(instance, cursor)
+    assert cursor == "v0.0.2" and len(requests) == 1
+    assert _launch(instance, requests[0]).success
+    manifest = read_current(settings.snapshots)
+    assert manifest is not None and manifest.model_version == "v0.0.2"
+    loaded = load_snapshot(settings.snapshots, manifest)
+    assert set(loaded.scores.column("model_version").to_pylist()) == {"v0.0.2"}
+    assert loaded.scores.num_rows == 600
+    table = pl.read_delta(scores_uri(settings))
+    assert table.group_by("model_version").len().sort("model_version").rows() == [
+        ("v0.0.1", 600),
+        ("v0.0.2", 600),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
+def test_eager_automation_requests_scores_of_validated_batches(
+    settings: Settings, instance: dg.DagsterInstance, land: Land
+) -> None:
+    from assets import ingestion
+
+    defs = dg.Definitions(
+        assets=[ingestion.raw_batch, ingestion.validated_batch, scoring_assets.scores],
+        asset_checks=[ingestion.reject_rate_within_limit],
+        resources=RESOURCES,
+    )
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0
+    land("2015-01", rows=150)
+    land("2015-02", rows=100, bad=40, start=500)
+    for batch_id in ("2015-01", "2015-02"):
+        materialize_batch(instance, batch_id)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    # Both validated batches are requested; the refused one then fails in score_batch (tested above).
+    assert result.get_requested_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
+    again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    assert again.total_requested == 0

@@ -1,0 +1,163 @@
+"""Registry: GTO tags + DVC artifacts in a throwaway deployment repo (real git, DVC, GTO)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from catboost import CatBoostClassifier
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.model_bundle import (
+    MODEL_FILE,
+    ModelLoadError,
+    ModelMetadata,
+    load_bundle,
+    save_bundle,
+)
+from pipelines.registry import (
+    RegistryError,
+    assign_champion,
+    cache_dir,
+    champion_history,
+    decisions,
+    list_versions,
+    register_version,
+    resolve_champion,
+    rollback,
+)
+from pipelines.settings import Settings
+from pipelines.workspace import _dvc, commit, init_workspace, promote_version, push
+
+AddVersion = Callable[..., str]
+GTO = str(Path(sys.executable).parent / "gto")
+
+
+@pytest.fixture
+def add_version(settings: Settings) -> AddVersion:
+    """Commit a tiny CatBoost bundle as model/ (DVC-tracked), optionally push, and register it."""
+    repo = init_workspace(settings)
+
+    def add(iterations: int, *, pushed: bool = True, corrupt: bool = False) -> str:
+        model = CatBoostClassifier(iterations=iterations, verbose=0, thread_count=1)
+        model.fit([[0.0], [1.0], [0.0], [1.0]], [0, 1, 0, 1])
+        meta = ModelMetadata(
+            name=settings.model_name,
+            spec_name="toy",
+            features=["0"],
+            categorical=[],
+            threshold=0.5,
+            trained_at=datetime.now(UTC),
+            params={"iterations": iterations},
+        )
+        save_bundle(model, meta, repo / "model")
+        if corrupt:
+            (repo / "model" / MODEL_FILE).write_bytes(b"not a catboost model")
+        _dvc(repo, "add", "-q", "model")
+        commit(repo, f"model with {iterations} iterations")
+        if pushed:
+            push(repo)
+        return register_version(settings)
+
+    return add
+
+
+def _gto_prod(repo: Path) -> str:
+    out = subprocess.run(
+        [GTO, "show", "-r", str(repo), "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)["employment"]["stage"]["prod"]
+
+
+def test_no_registry_means_no_champion(settings: Settings) -> None:
+    assert resolve_champion(settings) is None
+    init_workspace(settings)
+    assert resolve_champion(settings) is None
+    assert list_versions(settings) == []
+
+
+def test_promote_then_rollback_restores_previous_champion(
+    settings: Settings, add_version: AddVersion
+) -> None:
+    runner = CliRunner()
+    with pytest.raises(RegistryError, match="no champion"):
+        rollback(settings)
+    v1 = add_version(3)
+    with pytest.raises(RegistryError, match=r"'v9.9.9' of employment is not registered"):
+        assign_champion(settings, "v9.9.9")
+    assign_champion(settings, v1)
+    with pytest.raises(RegistryError, match="only version ever promoted"):
+        rollback(settings)
+    v2 = add_version(5)
+    assert (v1, v2) == ("v0.0.1", "v0.0.2")
+    assign_champion(settings, v2)
+    champion = resolve_champion(settings)
+    assert champion is not None and champion.version == "v0.0.2"
+    assert load_bundle(champion.model_dir).model.tree_count_ == 5
+    assert _gto_prod(settings.registry) == "v0.0.2"
+    listed = runner.invoke(app, ["model", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "v0.0.1" in listed.output and "prod (champion)" in listed.output
+
+    restored = rollback(settings, reason="v0.0.2 misbehaves")
+    assert restored.version == "v0.0.1"
+    again = resolve_champion(settings)
+    assert again is not None and again.version == "v0.0.1"
+    assert load_bundle(again.model_dir).model.tree_count_ == 3
+    assert _gto_prod(settings.registry) == "v0.0.1"
+    assert [v.version for v in list_versions(settings) if v.is_champion] == ["v0.0.1"]
+    assert [e for _, _, e in champion_history(settings)].count("assigned") == 3
+    assert decisions(settings)[-1]["action"] == "rollback"
+    assert decisions(settings)[-1]["reason"] == "v0.0.2 misbehaves"
+
+    # Forcing needs a reason; the champion does not move.
+    forced = runner.invoke(app, ["model", "promote", "v0.0.2", "--force"])
+    assert forced.exit_code == 2 and "--reason" in forced.output
+    # The CLI rollback flips back to the champion before the current one.
+    back = runner.invoke(app, ["model", "rollback", "--reason", "undo"])
+    assert back.exit_code == 0, back.output
+    assert "champion is now employment v0.0.2" in back.output
+    final = resolve_champion(settings)
+    assert final is not None and final.version == "v0.0.2"
+
+
+def test_champion_is_fetched_back_from_the_dvc_remote(
+    settings: Settings, add_version: AddVersion
+) -> None:
+    assign_champion(settings, add_version(4))
+    shutil.rmtree(cache_dir(settings))
+    shutil.rmtree(settings.registry / ".dvc" / "cache")
+    shutil.rmtree(settings.registry / "model")
+    champion = resolve_champion(settings)
+    assert champion is not None
+    assert load_bundle(champion.model_dir).model.tree_count_ == 4
+
+
+def test_tag_pointing_at_missing_artifacts_is_refused(
+    settings: Settings, add_version: AddVersion
+) -> None:
+    assign_champion(settings, add_version(3))
+    missing = add_version(6, pushed=False)
+    shutil.rmtree(settings.registry / ".dvc" / "cache")
+    with pytest.raises(RegistryError, match="missing from the DVC cache and the remote"):
+        assign_champion(settings, missing)
+    champion = resolve_champion(settings)
+    assert champion is not None and champion.version == "v0.0.1"
+
+
+def test_corrupted_model_file_is_never_promoted(
+    settings: Settings, add_version: AddVersion
+) -> None:
+    assign_champion(settings, add_version(3))
+    broken = add_version(4, corrupt=True)
+    with pytest.raises(ModelLoadError, match="is corrupt"):
+        promote_version(settings, broken)
+    champion = resolve_champion(settings)
+    assert champion is not None and champion.version == "v0.0.1"

@@ -1,0 +1,276 @@
+"""Validation against the spec: lazy, every reason per row, refusal, unreadable files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.spec import ColumnSpec, DatasetSpec, KeySpec, SpecError
+from pipelines.validation import (
+    MAX_REASON_VALUE,
+    QUARANTINE_SCHEMA,
+    BatchReadError,
+    Kind,
+    ValidationResult,
+    build_schema,
+    file_version,
+    read_batch_file,
+    validate_batch,
+)
+
+
+@pytest.fixture
+def batch(acs: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """200 clean rows of 2016."""
+    return acs.filter(pl.col("year") == 2016).head(200).select(spec.record_columns)
+
+
+def run(
+    df: pl.DataFrame, spec: DatasetSpec, rate: float = 0.5, kind: Kind = "records"
+) -> ValidationResult:
+    return validate_batch(
+        df,
+        spec,
+        batch_id="2016-01",
+        source_file="batch_2016-01.parquet",
+        max_reject_rate=rate,
+        kind=kind,
+    )
+
+
+def reasons_of(result: ValidationResult, row: int) -> set[tuple[str, str]]:
+    found = result.quarantine.filter(pl.col("row") == row)
+    assert found.height == 1, f"row {row} not quarantined exactly once"
+    return {(r["column"], r["check"]) for r in found["reasons"][0]}
+
+
+def test_bundled_data_passes_its_own_spec(acs: pl.DataFrame, spec: DatasetSpec) -> None:
+    result = run(acs.select(spec.record_columns), spec, rate=0.0)
+    assert result.status == "accepted"
+    assert result.rejected == 0 and result.accepted == acs.height
+    assert result.valid.schema == pl.Schema(spec.record_schema)
+
+
+def test_every_failure_of_every_row_is_collected(batch: pl.DataFrame, spec: DatasetSpec) -> None:
+    ids = batch["id"].to_list()
+    bad = batch.with_columns(
+        # row 3: three faults at once; row 5: NaN age; row 10: id duplicated from row 11
+        pl.when(pl.int_range(pl.len()) == 2).then(500.0).otherwise(pl.col("AGEP")).alias("AGEP"),
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("99")).otherwise("SCHL").alias("SCHL"),
+        pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise("MAR").alias("MAR"),
+        pl.when(pl.int_range(pl.len()) == 9).then(ids[10]).otherwise("id").alias("id"),
+    ).with_columns(
+        pl.when(pl.int_range(pl.len()) == 4)
+        .then(float("nan"))
+        .otherwise(pl.col("AGEP"))
+        .alias("AGEP")
+    )
+    result = run(bad, spec)
+    assert result.status == "accepted"
+    assert result.rejected == 4
+    assert result.accepted + result.quarantine.height == result.rows == 200
+    assert reasons_of(result, 3) == {
+        ("AGEP", "max(95)"),
+        ("SCHL", "allowed_values"),
+        ("MAR", "not_nullable"),
+    }
+    assert ("AGEP", "finite") in reasons_of(result, 5)
+    assert reasons_of(result, 10) == {("id", "field_uniqueness")}
+    assert reasons_of(result, 11) == {("id", "field_uniqueness")}
+    q = result.quarantine
+    assert q.schema == pl.Schema(QUARANTINE_SCHEMA)
+    assert set(q["batch_id"]) == {"2016-01"} and set(q["source_file"]) == {"batch_2016-01.parquet"}
+    assert set(q["kind"]) == {"records"}
+    row3 = q.filter(pl.col("row") == 3).row(0, named=True)
+    assert row3["entity_id"] == str(ids[2])
+    values = {r["column"]: r["value"] for r in row3["reasons"]}
+    assert values["AGEP"] == "500.0" and values["SCHL"] == "99" and values["MAR"] is None
+    record = json.loads(row3["record"])
+    assert record["id"] == ids[2] and record["AGEP"] == 500.0 and record["MAR"] is None
+    assert set(record) == set(spec.record_columns)
+    # rejected rows are out of the valid frame, all the others are in it, in order
+    assert result.valid["id"].to_list() == [
+        v for i, v in enumerate(bad["id"].to_list()) if i not in {2, 4, 9, 10}
+    ]
+    top = {(r["column"], r["check"]): r["rows"] for r in result.top_reasons().to_dicts()}
+    assert top[("id", "field_uniqueness")] == 2
+    assert top[("AGEP", "max(95)")] == 2  # 500 and NaN
+
+
+def test_batch_above_max_reject_rate_is_refused_whole(
+    batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    bad = batch.with_columns(
+        pl.when(pl.int_range(pl.len()) < 20).then(pl.lit("7")).otherwise("SEX").alias("SEX")
+    )
+    result = run(bad, spec, rate=0.05)
+    assert result.status == "refused"
+    assert result.reject_rate == pytest.approx(0.10)
+    assert result.valid.is_empty() and result.valid.schema == pl.Schema(spec.record_schema)
+    assert result.quarantine.height == 200 and result.rejected == 20
+    assert result.quarantine["row"].to_list() == list(range(1, 201))
+    for row in (1, 20):
+        assert reasons_of(result, row) == {("SEX", "allowed_values")}
+    refusal = result.quarantine.filter(pl.col("row") == 21)["reasons"][0]
+    assert [r["check"] for r in refusal] == ["batch_refused"]
+    assert "0.1000 > max_reject_rate 0.05" in refusal[0]["value"]
+    # the same batch at exactly the limit is accepted
+    assert run(bad, spec, rate=0.10).status == "accepted"
+
+
+def test_strings_that_do_not_convert_fail_their_row_only(
+    batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    text = batch.select(pl.all().cast(pl.String)).with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("abc")).otherwise("AGEP").alias("AGEP"),
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit("3.5"))
+        .when(pl.int_range(pl.len()) == 2)
+        .then(pl.lit(" 7 "))
+        .otherwise("id")
+        .alias("id"),
+    )
+    result = run(text, spec)
+    assert reasons_of(result, 1) == {("AGEP", "dtype(Float64)")}
+    assert reasons_of(result, 2) == {("id", "dtype(Int64)")}
+    assert result.rejected == 2  # " 7 " converts to 7
+    assert result.valid.schema == pl.Schema(spec.record_schema)
+    assert 7 in result.valid["id"].to_list()
+
+
+def test_long_offending_values_are_clipped_in_reasons(
+    batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    bad = batch.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("x" * 5000)).otherwise("ANC").alias("ANC")
+    )
+    result = run(bad, spec)
+    value = result.quarantine["reasons"][0][0]["value"]
+    assert value.startswith("x" * MAX_REASON_VALUE) and value.endswith("(5000 characters)")
+    assert len(json.loads(result.quarantine["record"][0])["ANC"]) == 5000
+
+
+def test_labels_are_validated_the_same_way(acs: pl.DataFrame, spec: DatasetSpec) -> None:
+    labels = (
+        acs.head(50)
+        .select("id", "employed")
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) == 0).then(2).otherwise("employed").alias("employed")
+        )
+    )
+    result = run(labels, spec, kind="labels")
+    assert result.kind == "labels" and result.rejected == 1
+    assert reasons_of(result, 1) == {("employed", "allowed_values")}
+    assert set(result.quarantine["kind"]) == {"labels"}
+    assert result.valid.columns == ["id", "employed"]
+
+
+def test_schema_is_derived_from_the_spec(spec: DatasetSpec) -> None:
+    records = build_schema(spec, "records")
+    assert list(records.columns) == spec.record_columns
+    assert records.columns["id"].unique and not records.columns["id"].nullable
+    labels = build_schema(spec, "labels")
+    assert list(labels.columns) == ["id", "employed"]
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "cause"),
+    [
+        ("batch_x.parquet", b"", "file is empty (0 bytes)"),
+        ("batch_x.parquet", b"not parquet at all", "cannot be read as parquet"),
+        ("batch_x.csv", b"id,year\n1,\xff\xfe\n", "cannot be read as CSV"),
+        ("batch_x.csv", b"id,year\n1,2015\n", "missing column(s) ['AGEP'"),
+        ("batch_x.json", b"{}", "unsupported format '.json'"),
+    ],
+)
+def test_unreadable_files_raise_batch_read_error(
+    tmp_path: Path, spec: DatasetSpec, name: str, data: bytes, cause: str
+) -> None:
+    path = write(tmp_path, name, data)
+    with pytest.raises(BatchReadError) as info:
+        read_batch_file(path, spec)
+    assert info.value.path == path
+    assert cause in info.value.cause
+    assert str(path) in str(info.value)
+
+
+def test_truncated_parquet_and_header_only_csv(
+    tmp_path: Path, batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    whole = tmp_path / "whole.parquet"
+    batch.write_parquet(whole)
+    cut = write(tmp_path, "batch_t.parquet", whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(BatchReadError, match="cannot be read as parquet"):
+        read_batch_file(cut, spec)
+    header = write(tmp_path, "batch_h.csv", (",".join(spec.record_columns) + "\n").encode())
+    with pytest.raises(BatchReadError, match="header but no rows"):
+        read_batch_file(header, spec)
+    with pytest.raises(BatchReadError, match="file not found"):
+        read_batch_file(tmp_path / "batch_gone.parquet", spec)
+
+
+def test_csv_is_read_as_text_and_extra_columns_are_reported(
+    tmp_path: Path, batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    path = tmp_path / "batch_x.csv"
+    batch.with_columns(note=pl.lit("hi")).write_csv(path)
+    df = read_batch_file(path, spec)
+    assert set(df.schema.dtypes()) == {pl.String}
+    result = run(df, spec)
+    assert result.ignored_columns == ["note"]
+    assert result.rejected == 0
+    assert result.valid.equals(batch)
+
+
+def test_a_column_of_an_impossible_type_fails_the_file(
+    batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    nested = batch.with_columns(pl.concat_list("AGEP").alias("AGEP"))
+    with pytest.raises(BatchReadError, match="'AGEP' has type List"):
+        run(nested, spec)
+
+
+def test_file_version_is_the_content_hash(tmp_path: Path) -> None:
+    a = write(tmp_path, "a", b"same")
+    b = write(tmp_path, "b", b"same")
+    assert file_version(a) == file_version(b) == hashlib.md5(b"same").hexdigest()
+    assert file_version(a) != file_version(write(tmp_path, "c", b"other"))
+
+
+def test_int_and_bool_categoricals_compare_allowed_values_in_their_type() -> None:
+    spec = DatasetSpec(
+        name="typed",
+        id=KeySpec(name="id", dtype="int"),
+        time=KeySpec(name="batch", dtype="string"),
+        target=KeySpec(name="y", dtype="bool"),
+        positive_label=True,
+        negative_label=False,
+        features=[
+            ColumnSpec(name="level", dtype="int", categorical=True, allowed=["1", "2"]),
+            ColumnSpec(name="flag", dtype="bool", categorical=True, allowed=["true"]),
+        ],
+    )
+    df = pl.DataFrame(
+        {"id": [1, 2, 3], "batch": ["b"] * 3, "level": [1, 2, 3], "flag": [True, False, True]}
+    )
+    result = run(df, spec, rate=1.0)
+    assert reasons_of(result, 2) == {("flag", "allowed_values")}
+    assert reasons_of(result, 3) == {("level", "allowed_values")}
+    assert result.valid["id"].to_list() == [1]
+    labels = run(pl.DataFrame({"id": [1, 2], "y": ["true", "maybe"]}), spec, kind="labels")
+    assert reasons_of(labels, 2) == {("y", "dtype(Boolean)")}
+    assert labels.valid["y"].to_list() == [True]
+    broken = spec.model_copy(deep=True)
+    broken.features[0].allowed = ["one"]
+    with pytest.raises(SpecError, match="'level': allowed values"):
+        run(df, broken)

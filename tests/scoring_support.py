@@ -1,0 +1,121 @@
+"""Helpers for the scoring tests (pipelines and Dagster): a small real model, real ingested batches.
+
+Models are real CatBoost fits saved with ``save_bundle`` (30 iterations, 2 threads), batches are
+real ACS rows ingested with ``pipelines.ingest.ingest_file`` into real Delta tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from catboost import CatBoostClassifier
+
+from pipelines.features import prepare_features
+from pipelines.ingest import IngestResult, ingest_file
+from pipelines.model_bundle import ModelMetadata, save_bundle
+from pipelines.registry import ChampionRef
+from pipelines.settings import Settings
+from pipelines.spec import DatasetSpec
+
+
+def train_bundle(
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    directory: Path,
+    *,
+    version: str,
+    seed: int = 0,
+    rows: int = 4000,
+    iterations: int = 30,
+    threshold: float = 0.5,
+) -> ChampionRef:
+    """Fit a small CatBoost model on ACS rows and save it as a model bundle."""
+    train = acs.sample(rows, seed=seed)
+    model = CatBoostClassifier(
+        iterations=iterations,
+        depth=4,
+        thread_count=2,
+        random_seed=seed,
+        verbose=0,
+        allow_writing_files=False,
+        cat_features=spec.categorical_names,
+    )
+    model.fit(prepare_features(train, spec), train[spec.target.name].to_numpy())
+    metadata = ModelMetadata(
+        name="employment",
+        version=version,
+        spec_name=spec.name,
+        features=spec.feature_names,
+        categorical=spec.categorical_names,
+        threshold=threshold,
+        threshold_policy="fixed 0.5 (test)",
+        trained_at=datetime.now(UTC),
+    )
+    save_bundle(model, metadata, directory)
+    return ChampionRef(name="employment", version=version, model_dir=directory)
+
+
+def land_batch(
+    settings: Settings,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    batch_id: str,
+    *,
+    start: int,
+    rows: int,
+    bad: int = 0,
+) -> Path:
+    """Write ``batch_<id>.parquet`` from ACS rows; ``bad`` rows get an out-of-range age."""
+    settings.landing.mkdir(parents=True, exist_ok=True)
+    frame = (
+        acs.slice(start, rows)
+        .select(spec.record_columns)
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) < bad)
+            .then(pl.lit(-5.0))
+            .otherwise(pl.col("AGEP"))
+            .alias("AGEP")
+        )
+    )
+    path = settings.landing / f"batch_{batch_id}.parquet"
+    frame.write_parquet(path)
+    return path
+
+
+def ingest_batch(
+    settings: Settings,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    batch_id: str,
+    *,
+    start: int,
+    rows: int,
+    bad: int = 0,
+) -> IngestResult:
+    path = land_batch(settings, acs, spec, batch_id, start=start, rows=rows, bad=bad)
+    return ingest_file(path, spec, settings.tables, max_reject_rate=0.05)
+
+
+def promote_bundle(settings: Settings, bundle_dir: Path, *, message: str = "") -> ChampionRef:
+    """Register ``bundle_dir`` in the real deployment repo (git + DVC + GTO) and make it champion.
+
+    The model directory is ``dvc add``-ed at the registry's model path, committed and pushed to
+    the DVC remote, registered with GTO and assigned the prod stage, as a promotion does.
+    """
+    import shutil
+
+    from pipelines.registry import MODEL_PATH, assign_champion, register_version
+    from pipelines.workspace import _dvc, commit, init_workspace
+
+    repo = init_workspace(settings)
+    target = repo / MODEL_PATH
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(bundle_dir, target)
+    _dvc(repo, "add", "-q", MODEL_PATH)
+    commit(repo, message or f"model from {bundle_dir.name}")
+    _dvc(repo, "push", "-q")
+    version = register_version(settings)
+    return assign_champion(settings, version, message=message)

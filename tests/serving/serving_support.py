@@ -1,0 +1,125 @@
+"""Helpers for the serving tests: tiny real models, real scores frames, real server processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import polars as pl
+from catboost import CatBoostClassifier
+
+from pipelines.explanations import reason_codes, shap_values
+from pipelines.features import prepare_features
+from pipelines.model_bundle import ModelMetadata, load_bundle, save_bundle
+from pipelines.spec import DatasetSpec
+
+TOKEN = "test-admin-token-0123456789abcdef"
+SCORELOOP = Path(sys.executable).parent / "scoreloop"
+
+
+def fit_bundle(
+    rows: pl.DataFrame, spec: DatasetSpec, directory: Path, *, version: str, seed: int
+) -> Path:
+    """Fit a 30-iteration CatBoost model on ``rows`` and save it as a model bundle."""
+    model = CatBoostClassifier(
+        iterations=30,
+        depth=4,
+        random_seed=seed,
+        thread_count=2,
+        verbose=0,
+        cat_features=spec.categorical_names,
+        allow_writing_files=False,
+    )
+    model.fit(prepare_features(rows, spec), rows[spec.target.name].to_numpy())
+    metadata = ModelMetadata(
+        name="employment",
+        version=version,
+        spec_name=spec.name,
+        features=spec.feature_names,
+        categorical=spec.categorical_names,
+        threshold=0.5,
+        threshold_policy="fixed 0.5 (test)",
+        data_version=f"data-{seed}",
+        trained_at=datetime(2026, 1, seed, tzinfo=UTC),
+        metrics={"roc_auc": 0.8 + seed / 100},
+    )
+    save_bundle(model, metadata, directory)
+    (directory / "card.md").write_text(f"# employment {version}\n\nA test model, seed {seed}.\n")
+    return directory
+
+
+def scores_frame(
+    bundle_dir: Path, rows: pl.DataFrame, spec: DatasetSpec, *, batch_id: str = "2015-01"
+) -> pl.DataFrame:
+    """The scores-table rows batch scoring would write for ``rows`` (one per entity)."""
+    bundle = load_bundle(bundle_dir)
+    features = prepare_features(rows, spec)
+    score = np.asarray(bundle.model.predict_proba(features, thread_count=2))[:, 1]
+    explanation = shap_values(bundle.model, features, spec.categorical_names, thread_count=2)
+    return pl.DataFrame(
+        {
+            "entity_id": rows[spec.id.name],
+            "batch_id": batch_id,
+            "score": score,
+            "decision": score >= bundle.metadata.threshold,
+            "threshold": bundle.metadata.threshold,
+            "model_name": bundle.metadata.name,
+            "model_version": bundle.metadata.version,
+            "reasons": reason_codes(features, explanation.contributions, 3),
+            "expected_value": explanation.expected_value,
+            "scored_at": datetime(2026, 2, 1, tzinfo=UTC),
+            "data_version": "md5-test",
+        }
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    env_overrides: dict[str, str], port: int, *extra: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``scoreloop serve`` on 127.0.0.1:port (caller terminates it by PID)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORELOOP_")}
+    env.update(env_overrides)
+    handle = log.open("wb")
+    return subprocess.Popen(
+        [str(SCORELOOP), "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{base}/readyz not ready after {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

