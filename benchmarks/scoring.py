@@ -83,14 +83,17 @@ def train(spec: DatasetSpec, directory: Path) -> ModelBundle:
     return load_bundle(directory)
 
 
-def median_seconds(work: Callable[[], object]) -> float:
-    work()  # warm-up
-    times = []
+def paired_medians(bare: Callable[[], object], ours: Callable[[], object]) -> tuple[float, float]:
+    """Median seconds of each side; repeats alternate so machine noise hits both alike."""
+    bare()  # warm-up
+    ours()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(REPEATS):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for side, work in enumerate((bare, ours)):
+            start = time.perf_counter()
+            work()
+            times[side].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def chunked(rows: pl.DataFrame, size: int, fn: Callable[[pl.DataFrame], object]) -> None:
@@ -119,13 +122,15 @@ def compare(spec: DatasetSpec, bundle: ModelBundle) -> tuple[float, float]:
             ),
         )
 
-    bare_predict = median_seconds(lambda: model.predict_proba(features, thread_count=THREADS))
-    ours_predict = median_seconds(ours(False))
-    pool = Pool(features, cat_features=spec.categorical_names)
-    bare_shap = median_seconds(
-        lambda: model.get_feature_importance(pool, type="ShapValues", thread_count=THREADS)
+    bare_predict, ours_predict = paired_medians(
+        lambda: model.predict_proba(features, thread_count=THREADS), ours(False)
     )
-    ours_shap = median_seconds(ours(True))
+
+    def bare_shap_values() -> object:
+        pool = Pool(features, cat_features=spec.categorical_names)
+        return model.get_feature_importance(pool, type="ShapValues", thread_count=THREADS)
+
+    bare_shap, ours_shap = paired_medians(bare_shap_values, ours(True))
     print(
         f"{ROWS} rows: predict_proba {bare_predict:.2f}s, scoring without reasons "
         f"{ours_predict:.2f}s; ShapValues {bare_shap:.2f}s, scoring with reasons {ours_shap:.2f}s"

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+import pyarrow.dataset as pads
 from deltalake import DeltaTable
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.explanations import REASONS_DTYPE, reason_codes, shap_values
 from pipelines.features import check_model_features, prepare_features
-from pipelines.ingest import LOG_SCHEMA, VALIDATED, log_uri, validated_schema
+from pipelines.ingest import LOG_SCHEMA, VALIDATED, log_uri
 from pipelines.model_bundle import ModelBundle, load_bundle
 from pipelines.params import Params, load_params
 from pipelines.registry import ChampionRef, resolve_champion
@@ -269,10 +270,12 @@ def _require_accepted(settings: Settings, batch_id: str) -> str:
         )
     entry = log_frame.row(0, named=True)
     if entry["status"] != "accepted":
+        why = entry["error"] or (
+            f"reject rate {entry['reject_rate']:.2%}" if entry["reject_rate"] is not None else ""
+        )
         raise BatchNotAcceptedError(
-            f"batch {batch_id!r} is {entry['status']} (reject rate {entry['reject_rate']}, "
-            f"error {entry['error']!r}, file {entry['source_file']}): only accepted batches are "
-            "scored; fix the file and ingest it again"
+            f"batch {batch_id!r} is {entry['status']} ({why}; file {entry['source_file']}): only "
+            "accepted batches are scored; fix the file and ingest it again"
         )
     return str(entry["data_version"])
 
@@ -302,25 +305,43 @@ def _context(
     return _Context(settings, spec, params, champion, bundle)
 
 
-def _validated_source(ctx: _Context, batch_id: str) -> pl.LazyFrame:
-    """The batch's validated rows as a lazy scan (built before the Delta write starts)."""
+def _validated_files(ctx: _Context, batch_id: str) -> list[str]:
+    """The parquet files holding the batch's validated rows (resolved before the write starts)."""
     uri = table_uri(ctx.settings.tables, VALIDATED)
     if not table_exists(uri):
         raise BatchNotAcceptedError(f"no validated table at {uri}: ingest batch {batch_id} first")
-    columns = [ctx.spec.id.name, *ctx.spec.feature_names, "data_version"]
-    # Resolve the batch's files now: deltalake must not be called from inside the chunk generator,
-    # which delta-rs drives from its own async runtime while writing (a nested runtime panics).
-    files = DeltaTable(uri).file_uris(partition_filters=[("batch_id", "=", batch_id)])
+    # deltalake must not be called from inside the chunk generator: delta-rs drives it from its
+    # own async runtime while writing, and a nested runtime panics.
+    return list(DeltaTable(uri).file_uris(partition_filters=[("batch_id", "=", batch_id)]))
+
+
+def _chunks(files: list[str], columns: list[str], size: int) -> Iterator[pl.DataFrame]:
+    """The rows of ``files`` in chunks of ``size`` rows, read on demand.
+
+    A pull-based pyarrow scan with minimal read-ahead: the next rows are read only when the
+    writer asks for the next chunk, so memory stays bounded however large the batch is (polars'
+    ``collect_batches`` runs the whole scan ahead of a slow consumer).
+    """
     if not files:
-        return pl.LazyFrame(schema={c: validated_schema(ctx.spec)[c] for c in columns})
-    return pl.scan_parquet(files).select(columns)
-
-
-def _chunks(source: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
-    for frame in source.collect_batches(chunk_size=size):
-        # chunk_size is a hint to the engine; slice so no chunk exceeds the configured size.
-        for offset in range(0, frame.height, size):
-            yield frame.slice(offset, size)
+        return
+    dataset = pads.dataset(files, format="parquet")
+    pending: list[pl.DataFrame] = []
+    buffered = 0
+    for batch in dataset.to_batches(
+        columns=columns, batch_size=size, batch_readahead=1, fragment_readahead=1
+    ):
+        if batch.num_rows == 0:
+            continue
+        frame = pl.DataFrame(pl.from_arrow(batch))
+        pending.append(frame)
+        buffered += frame.height
+        while buffered >= size:
+            whole = pl.concat(pending, rechunk=False)
+            yield whole.slice(0, size)
+            rest = whole.slice(size)
+            pending, buffered = ([rest] if rest.height else []), rest.height
+    if buffered:
+        yield pl.concat(pending)
 
 
 def _score_batch(
@@ -334,11 +355,12 @@ def _score_batch(
     seen_versions: set[str] = set()
     scored_at = datetime.now(UTC)
 
-    source = _validated_source(ctx, batch_id)
+    files = _validated_files(ctx, batch_id)
+    columns = [ctx.spec.id.name, *ctx.spec.feature_names, "data_version"]
 
     def chunks() -> Iterator[pl.DataFrame]:
         done = 0
-        for number, chunk in enumerate(_chunks(source, ctx.chunk_rows), start=1):
+        for number, chunk in enumerate(_chunks(files, columns, ctx.chunk_rows), start=1):
             scored = score_records(
                 ctx.bundle,
                 chunk,

@@ -23,11 +23,17 @@ def serve_command(
         typer.Option(help="Seconds between CURRENT polls (default SCORELOOP_RELOAD_INTERVAL_S)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    server: Annotated[
+        str, typer.Option(help="uvicorn (default, in the lock) or granian (if installed).")
+    ] = "uvicorn",
 ) -> None:
     """Serve score lookups and on-demand scoring from the current serving snapshot."""
     from serving.config import ConfigError
     from serving.main import run
 
+    if server not in ("uvicorn", "granian"):
+        console.print(f"[red]error:[/red] --server must be uvicorn or granian, not {server!r}")
+        raise typer.Exit(2)
     try:
         run(
             host=host,
@@ -35,6 +41,7 @@ def serve_command(
             dev_mode=True if dev else None,
             reload_interval_s=reload_interval,
             log_level=log_level,
+            server="granian" if server == "granian" else "uvicorn",
         )
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -4,7 +4,8 @@ A snapshot is a folder under the snapshots directory, published once and never c
 
     <snapshots_dir>/<snapshot_id>/
         scores.arrow     Arrow IPC file (uncompressed, one record batch), sorted by entity_id,
-                         one row per entity, the scores-table columns
+                         one row per entity, the scores-table columns (the low-cardinality
+                         string columns dictionary-encoded)
         model.cbm        copy of the model bundle that produced the scores
         metadata.json
         card.md          (when the bundle has one)
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -73,10 +75,22 @@ def scores_schema(id_dtype: DType) -> dict[str, pl.DataType]:
     }
 
 
+#: Few distinct values per snapshot: stored dictionary-encoded (smaller file, cheaper lookups).
+DICTIONARY_COLUMNS = ("batch_id", "model_name", "model_version", "data_version")
+
+
+def _to_arrow(frame: pl.DataFrame) -> pa.Table:
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).combine_chunks()
+    for name in DICTIONARY_COLUMNS:
+        i = table.schema.get_field_index(name)
+        encoded = pc.dictionary_encode(table.column(name)).combine_chunks()
+        table = table.set_column(i, pa.field(name, encoded.type), encoded)
+    return table
+
+
 def arrow_scores_schema(id_dtype: DType) -> pa.Schema:
     """The Arrow schema of ``scores.arrow`` for a given id dtype (what readers check against)."""
-    empty = pl.DataFrame(schema=scores_schema(id_dtype))
-    return empty.to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+    return _to_arrow(pl.DataFrame(schema=scores_schema(id_dtype))).schema
 
 
 class SnapshotError(RuntimeError):
@@ -162,7 +176,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_scores(frame: pl.DataFrame, path: Path) -> None:
-    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).combine_chunks()
+    table = _to_arrow(frame)
     # One record batch, no compression: readers memory-map it and binary-search the id buffer.
     with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=max(table.num_rows, 1))

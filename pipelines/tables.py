@@ -122,30 +122,45 @@ def write_partition_stream(
     predicate = " AND ".join(f"{column} = '{_quote(value)}'" for column, value in match.items())
     arrow_schema = pl.DataFrame(schema=dict(schema)).to_arrow().schema
 
+    failures: list[Exception] = []
+
     def batches() -> Iterator[pa.RecordBatch]:
-        for frame in frames:
-            chunk = conform(frame, schema, table)
-            for column, value in match.items():
-                if chunk.height and (chunk[column] != value).any():
-                    raise ValueError(
-                        f"table {table!r}: rows with {column} other than {value!r} in the write "
-                        f"for {dict(match)}"
-                    )
-            for batch in chunk.to_arrow().to_batches():
-                yield batch if batch.schema == arrow_schema else batch.cast(arrow_schema)
+        try:
+            for frame in frames:
+                chunk = conform(frame, schema, table)
+                for column, value in match.items():
+                    if chunk.height and (chunk[column] != value).any():
+                        raise ValueError(
+                            f"table {table!r}: rows with {column} other than {value!r} in the "
+                            f"write for {dict(match)}"
+                        )
+                for batch in chunk.to_arrow().to_batches():
+                    yield batch if batch.schema == arrow_schema else batch.cast(arrow_schema)
+        except Exception as exc:
+            failures.append(exc)
+            raise
 
     reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
-    if table_exists(uri, options):
-        write_deltalake(
-            uri,
-            reader,
-            mode="overwrite",
-            predicate=predicate,
-            partition_by=partitions,
-            storage_options=options,
-        )
-    else:
-        write_deltalake(uri, reader, mode="error", partition_by=partitions, storage_options=options)
+    try:
+        if table_exists(uri, options):
+            write_deltalake(
+                uri,
+                reader,
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=partitions,
+                storage_options=options,
+            )
+        else:
+            write_deltalake(
+                uri, reader, mode="error", partition_by=partitions, storage_options=options
+            )
+    except Exception:
+        # delta-rs reports an error raised by the iterator as a generic DeltaError carrying its
+        # traceback text; raise the original instead (nothing was committed either way).
+        if failures:
+            raise failures[0] from None
+        raise
     return int(DeltaTable(uri, storage_options=options).version())
 
 

@@ -136,7 +136,8 @@ def choose_threshold(
     last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
     precision = tp / np.maximum(tp + fp, 1.0)
     recall = tp / max(positives, 1.0)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    total = precision + recall
+    f1 = 2 * precision * recall / np.where(total > 0, total, 1.0)
     f1 = np.where(last, f1, -1.0)
     best = int(np.argmax(f1))
     return round(float(sorted_scores[best]), 6)
@@ -195,6 +196,14 @@ def code_commit() -> str | None:
     return proc.stdout.strip() or None
 
 
+def _make_reproducible(model: CatBoostClassifier, data_version: str) -> None:
+    """Replace CatBoost's random model GUID and finish time, so model.cbm is byte-identical
+    when the same data and params are trained again (the time lives in metadata.json)."""
+    info = model.get_metadata()
+    info["model_guid"] = f"scoreloop-{data_version}"
+    info["train_finish_time"] = ""
+
+
 def train_challenger(
     training_set: pl.DataFrame,
     spec: DatasetSpec,
@@ -215,6 +224,7 @@ def train_challenger(
     started = time.perf_counter()
     model = fit_catboost(train, validation, spec, params)
     seconds = time.perf_counter() - started
+    _make_reproducible(model, data_version)
     val_scores = predict_scores(model, validation, spec)
     threshold = choose_threshold(
         validation[LABEL_COLUMN].to_numpy(), val_scores, params.threshold_policy, params.threshold

@@ -58,6 +58,43 @@ class _Strings:
         return self.raw(i).decode()
 
 
+class _Dictionary:
+    """Dictionary-encoded strings: an int32 index view plus the (few) values as Python str."""
+
+    def __init__(self, array: pa.Array) -> None:
+        if not pa.types.is_dictionary(array.type):
+            raise TypeError(f"expected a dictionary array, got {array.type}")
+        self._values: list[str | None] = array.dictionary.to_pylist()
+        self._indices = _values(array.indices, np.int32)
+        self._array = array
+        self._has_nulls = array.null_count > 0
+
+    def get(self, i: int) -> str | None:
+        if self._has_nulls and not self._array[i].is_valid:
+            return None
+        return self._values[int(self._indices[i])]
+
+
+class _Booleans:
+    """Bit-packed Arrow booleans read without a scalar object per row."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self._bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+        self._offset = array.offset
+        self._array = array
+        self._has_nulls = array.null_count > 0
+
+    def get(self, i: int) -> bool | None:
+        if self._has_nulls and not self._array[i].is_valid:
+            return None
+        j = i + self._offset
+        return bool((int(self._bits[j >> 3]) >> (j & 7)) & 1)
+
+
+def _text(array: pa.Array) -> _Strings | _Dictionary:
+    return _Dictionary(array) if pa.types.is_dictionary(array.type) else _Strings(array)
+
+
 class ScoreIndex:
     """Find an entity's row in a sorted scores table and turn it into a JSON-ready dict."""
 
@@ -73,15 +110,15 @@ class ScoreIndex:
             self._int_ids = _values(ids, np.int64)
         else:
             self._str_ids = _Strings(ids)
-        self._batch = _Strings(_single_chunk(table, "batch_id"))
-        self._data_version = _Strings(_single_chunk(table, "data_version"))
-        self._model_name = _Strings(_single_chunk(table, "model_name"))
-        self._model_version = _Strings(_single_chunk(table, "model_version"))
+        self._batch = _text(_single_chunk(table, "batch_id"))
+        self._data_version = _text(_single_chunk(table, "data_version"))
+        self._model_name = _text(_single_chunk(table, "model_name"))
+        self._model_version = _text(_single_chunk(table, "model_version"))
         self._numbers = {
             name: (_single_chunk(table, name), _values(_single_chunk(table, name), np.float64))
             for name in ("score", "threshold", "expected_value")
         }
-        self._decision = _single_chunk(table, "decision")
+        self._decision = _Booleans(_single_chunk(table, "decision"))
         scored_at = _single_chunk(table, "scored_at")
         self._scored_at = (scored_at, _values(scored_at, np.int64))
         reasons = _single_chunk(table, "reasons")
@@ -170,7 +207,7 @@ class ScoreIndex:
             "entity_id": entity_id,
             "batch_id": self._batch.get(i),
             "score": self._number("score", i),
-            "decision": self._decision[i].as_py(),
+            "decision": self._decision.get(i),
             "threshold": self._number("threshold", i),
             "model_name": self._model_name.get(i),
             "model_version": self._model_version.get(i),

@@ -171,7 +171,7 @@ def test_eager_automation_requests_scores_of_validated_batches(
     for batch_id in ("2015-01", "2015-02"):
         materialize_batch(instance, batch_id)
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    # Both validated batches are requested; the refused one then fails in score_batch (tested above).
+    # Both validated batches are requested; the refused one then fails in score_batch.
     assert result.get_requested_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
     again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert again.total_requested == 0

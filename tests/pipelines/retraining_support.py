@@ -19,7 +19,7 @@ from pipelines.spec import DatasetSpec
 def sample_source(
     acs: pl.DataFrame, path: Path, *, rows_per_year: int, years: int, seed: int
 ) -> Path:
-    """Write a parquet file with ``rows_per_year`` random rows of each of the first ``years`` years."""
+    """Write ``rows_per_year`` random rows of each of the first ``years`` years to ``path``."""
     chosen = sorted(acs["year"].unique().to_list())[:years]
     parts = [
         acs.filter(pl.col("year") == year).sample(n=rows_per_year, seed=seed + i)

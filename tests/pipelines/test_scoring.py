@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -322,3 +323,33 @@ def test_sigkill_mid_batch_leaves_the_table_as_before(
     # The table is still writable afterwards (no lock or half-commit left behind).
     scoring.score_batch("2015-03", champion=champion, params=small())
     assert table_version(uri) == version + 1  # type: ignore[operator]
+
+
+def test_a_chunk_off_contract_mid_stream_commits_nothing(
+    settings: Settings,
+    ingested: list[str],
+    models: tuple[ChampionRef, ChampionRef],
+    spec: DatasetSpec,
+) -> None:
+    from pipelines.tables import TableSchemaError, write_partition_stream
+
+    scoring.score_batch("2015-01", champion=models[0], params=small())
+    uri = scoring.scores_uri(settings)
+    version = table_version(uri)
+    good = scores(settings)
+
+    def frames() -> Iterator[pl.DataFrame]:
+        yield good.head(100)
+        yield good.slice(100, 100).with_columns(pl.col("score").cast(pl.Float32))
+
+    with pytest.raises(TableSchemaError, match="'score' is Float32"):
+        write_partition_stream(
+            uri,
+            frames(),
+            {"batch_id": "2015-01", "model_version": "v0.0.1"},
+            scoring.scores_schema(spec),
+            table="scores",
+            partition_by=list(scoring.PARTITION_COLUMNS),
+        )
+    assert table_version(uri) == version
+    assert scores(settings).equals(good)

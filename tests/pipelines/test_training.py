@@ -41,12 +41,17 @@ def _train(frame: pl.DataFrame, spec: DatasetSpec, params: TrainingParams = PARA
 
 
 def test_two_trainings_on_the_same_data_predict_identically(
-    training_set: pl.DataFrame, spec: DatasetSpec
+    training_set: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
 ) -> None:
     holdout = split_frame(training_set, "holdout")
-    a = predict_scores(_train(training_set, spec).model, holdout, spec)
-    b = predict_scores(_train(training_set, spec).model, holdout, spec)
+    first, second = _train(training_set, spec), _train(training_set, spec)
+    a = predict_scores(first.model, holdout, spec)
+    b = predict_scores(second.model, holdout, spec)
     assert np.array_equal(a, b)
+    # The model file itself is byte-identical (no random GUID, no finish time in it).
+    first.model.save_model(str(tmp_path / "a.cbm"))
+    second.model.save_model(str(tmp_path / "b.cbm"))
+    assert (tmp_path / "a.cbm").read_bytes() == (tmp_path / "b.cbm").read_bytes()
 
 
 def test_thread_count_does_not_change_predictions(
