@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import ingestion, scoring, training
+from assets import ingestion, monitoring, scoring, training
 
 AREAS = [
     ingestion,
     scoring,
     training,
+    monitoring,
 ]
 
 defs = dg.Definitions.merge(*(area.defs for area in AREAS))

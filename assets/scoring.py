@@ -23,7 +23,7 @@ import dagster as dg
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.features import FeatureMismatchError
-from pipelines.registry import resolve_champion
+from pipelines.registry import RegistryError, resolve_champion
 from pipelines.scoring import (
     BatchScoreResult,
     ScoringError,
@@ -138,8 +138,19 @@ def serving_snapshot(
         raise dg.Failure(
             description=f"no accepted batches under {settings.tables}: nothing to serve"
         )
+    summary = outcome.snapshot_summary
+    distribution: dict[str, Any] = {}
+    if summary is not None:
+        described = summary.describe()
+        distribution = {
+            "decision_rate": dg.MetadataValue.float(float(described["decision_rate"])),
+            "score_mean": dg.MetadataValue.float(float(described["score_mean"] or 0.0)),
+            "score_histogram": dg.MetadataValue.json(described["score_histogram"]),
+            "sample": dg.MetadataValue.md(sample_markdown(summary.sample)),
+        }
     return dg.MaterializeResult(
         metadata={
+            **distribution,
             "snapshot_id": manifest.snapshot_id,
             "model_version": manifest.model_version,
             "dagster/row_count": manifest.row_count,
@@ -169,7 +180,10 @@ def champion_rescore_sensor(
     context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
 ) -> dg.SensorResult | dg.SkipReason:
     """When the champion version changes, rescore the population and publish a new snapshot."""
-    champion = resolve_champion(scoreloop.settings())
+    try:
+        champion = resolve_champion(scoreloop.settings())
+    except RegistryError as exc:
+        return dg.SkipReason(f"cannot resolve the champion: {exc}")
     if champion is None:
         return dg.SkipReason("no champion model promoted yet")
     if champion.version == context.cursor:

@@ -32,14 +32,21 @@ ROWS = int(os.environ.get("SCORELOOP_BENCH_TRAINING_ROWS", "0")) or None
 REPEATS = int(os.environ.get("SCORELOOP_BENCH_REPEATS", "3"))
 
 
-def _median_seconds(run: Callable[[], object]) -> float:
-    run()  # warm-up
-    times = []
+def _timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _medians(a: Callable[[], object], b: Callable[[], object]) -> tuple[float, float]:
+    """Warm both up, then alternate them so a change in machine load hits both alike."""
+    a()
+    b()
+    times_a, times_b = [], []
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        times_a.append(_timed(a))
+        times_b.append(_timed(b))
+    return statistics.median(times_a), statistics.median(times_b)
 
 
 def main() -> None:
@@ -77,8 +84,7 @@ def main() -> None:
     def step() -> object:
         return train_challenger(frame, spec, params, name="bench", data_version="bench")
 
-    bare_s = _median_seconds(bare)
-    step_s = _median_seconds(step)
+    bare_s, step_s = _medians(bare, step)
     print(
         f"rows: {train.height} train + {validation.height} validation, "
         f"{params.iterations} iterations depth {params.depth}, threads {params.thread_count}"

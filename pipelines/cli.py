@@ -11,6 +11,7 @@ from rich.table import Table
 
 from pipelines.cli_model import register_commands
 from pipelines.demo import demo_command, ui_command
+from pipelines.monitoring_cli import monitor_command
 from pipelines.params import load_params
 from pipelines.scoring_cli import rescore_command, score_command
 from pipelines.serve_cli import serve_command
@@ -198,6 +199,7 @@ app.command("rescore")(rescore_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("ui")(ui_command)
+app.command("monitor")(monitor_command)
 
 # Retraining and registry: `scoreloop train|training-set|evaluate|gate|model ...|stage ...`.
 register_commands(app)

@@ -25,6 +25,7 @@ import pandera.polars as pa
 import polars as pl
 import pyarrow.dataset as pads
 from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.explanations import REASONS_DTYPE, reason_codes, shap_values
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 SCORES = "scores"
 #: The scores table is partitioned by these columns (in this order).
 PARTITION_COLUMNS = ("batch_id", "model_version")
+#: Attempts at committing a batch when concurrent writers (other batches' runs) commit first.
+COMMIT_ATTEMPTS = 3
 #: Score histogram bins reported for each scored batch.
 HISTOGRAM_BINS = 10
 
@@ -347,6 +350,24 @@ def _chunks(files: list[str], columns: list[str], size: int) -> Iterator[pl.Data
 def _score_batch(
     ctx: _Context, batch_id: str, progress: ProgressCallback | None = None
 ) -> BatchScoreResult:
+    """Score one batch; retried when a concurrent writer's commit wins (a streamed batch cannot
+    be replayed into a new commit, so the batch is scored again)."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return _score_batch_once(ctx, batch_id, progress)
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise ScoringError(
+                    f"batch {batch_id}: the scores table kept changing under the write "
+                    f"({exc}); nothing was committed, run it again"
+                ) from exc
+            log.warning("batch %s: concurrent commit (%s), scoring again", batch_id, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _score_batch_once(
+    ctx: _Context, batch_id: str, progress: ProgressCallback | None = None
+) -> BatchScoreResult:
     started = time.perf_counter()
     expected_version = _require_accepted(ctx.settings, batch_id)
     schema = scores_schema(ctx.spec)
@@ -494,6 +515,12 @@ def publish_serving_snapshot(
     champion = champion or resolve_champion(settings)
     if champion is None:
         raise NoChampionError("no champion model: nothing to publish")
+    return _publish(settings, champion, params)[0]
+
+
+def _publish(
+    settings: Settings, champion: ChampionRef, params: ScoringParams
+) -> tuple[SnapshotManifest, ScoreSummary]:
     missing = stale_batches(settings, champion.version)
     if missing:
         raise IncompleteScoresError(
@@ -501,13 +528,16 @@ def publish_serving_snapshot(
             f"for their current data: {missing[:10]}; run `scoreloop rescore` first"
         )
     frame = latest_scores(settings, champion.version)
-    return publish_snapshot(
+    summary = ScoreSummary()
+    summary.add(frame, sample_rows=5)
+    manifest = publish_snapshot(
         frame,
         champion.model_dir,
         settings.spec_path,
         settings.snapshots,
         keep=params.snapshot_keep,
     )
+    return manifest, summary
 
 
 @dataclass
@@ -518,6 +548,8 @@ class RescoreResult:
     scored: list[BatchScoreResult]
     skipped: list[str]
     snapshot: SnapshotManifest | None
+    #: Score distribution of the published snapshot (one row per entity).
+    snapshot_summary: ScoreSummary | None = None
 
 
 def rescore_population(
@@ -545,16 +577,15 @@ def rescore_population(
         results.append(result)
         if on_batch is not None:
             on_batch(result)
-    manifest = None
+    manifest, summary = None, None
     if publish and accepted:
-        manifest = publish_serving_snapshot(
-            settings=ctx.settings, champion=ctx.champion, params=ctx.params
-        )
+        manifest, summary = _publish(ctx.settings, ctx.champion, ctx.params)
     return RescoreResult(
         model_version=ctx.champion.version,
         scored=results,
         skipped=[b for b in accepted if b not in todo],
         snapshot=manifest,
+        snapshot_summary=summary,
     )
 
 

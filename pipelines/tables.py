@@ -140,21 +140,17 @@ def write_partition_stream(
             failures.append(exc)
             raise
 
+    _create_if_missing(uri, arrow_schema, partitions, options)
     reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
     try:
-        if table_exists(uri, options):
-            write_deltalake(
-                uri,
-                reader,
-                mode="overwrite",
-                predicate=predicate,
-                partition_by=partitions,
-                storage_options=options,
-            )
-        else:
-            write_deltalake(
-                uri, reader, mode="error", partition_by=partitions, storage_options=options
-            )
+        write_deltalake(
+            uri,
+            reader,
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=partitions,
+            storage_options=options,
+        )
     except Exception:
         # delta-rs reports an error raised by the iterator as a generic DeltaError carrying its
         # traceback text; raise the original instead (nothing was committed either way).
@@ -162,6 +158,30 @@ def write_partition_stream(
             raise failures[0] from None
         raise
     return int(DeltaTable(uri, storage_options=options).version())
+
+
+def _create_if_missing(
+    uri: str, schema: pa.Schema, partitions: list[str], options: dict[str, str]
+) -> None:
+    """Create an empty table (one cheap commit) so concurrent first writers do not race.
+
+    Two processes streaming their first partitions at once would both try to create the table
+    and one would fail after consuming its stream; creating it empty first makes the race cheap
+    and harmless (the loser finds the table there), and every data write a predicate overwrite.
+    """
+    if table_exists(uri, options):
+        return
+    try:
+        write_deltalake(
+            uri,
+            schema.empty_table(),
+            mode="error",
+            partition_by=partitions,
+            storage_options=options,
+        )
+    except Exception:
+        if not table_exists(uri, options):
+            raise
 
 
 def _quote(value: str) -> str:

@@ -19,12 +19,16 @@ Every run ends with a commit, ``dvc push``, and for a trained model a GTO versio
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +225,25 @@ def commit(repo: Path, message: str, paths: list[str] | None = None) -> str | No
 
 
 def push(repo: Path) -> None:
-    """Send the DVC outputs of the current commit to the remote."""
-    _dvc(repo, "push", "-q")
+    """Send the DVC outputs of the current commit to the remote.
+
+    Through DVC's Python API: a DVC CLI start-up costs 1-3 s on a loaded machine.
+    """
+    from dvc.repo import Repo
+
+    try:
+        with _no_analytics(), Repo(str(repo)) as dvc_repo:
+            dvc_repo.push()
+    except Exception as exc:
+        raise WorkspaceError(f"dvc push failed in {repo}: {type(exc).__name__}: {exc}") from exc
+
+
+def dvc_add(repo: Path, path: str) -> None:
+    """Track ``path`` with DVC (``dvc add``), through the Python API."""
+    from dvc.repo import Repo
+
+    with _no_analytics(), Repo(str(repo)) as dvc_repo:
+        dvc_repo.add(str(repo / path))
 
 
 def lock_hash(repo: Path, stage: str, path: str) -> str:
@@ -240,8 +261,10 @@ def lock_hash(repo: Path, stage: str, path: str) -> str:
 
 def status_clean(repo: Path) -> bool:
     """True when ``dvc status`` reports every stage up to date."""
-    out = _dvc(repo, "status", "--json")
-    return bool(json.loads(out or "{}") == {})
+    from dvc.repo import Repo
+
+    with _no_analytics(), Repo(str(repo)) as dvc_repo:
+        return not dvc_repo.status()
 
 
 # --- DVC stage bodies (run by `scoreloop stage ...` inside the deployment repo) -----------------
@@ -341,6 +364,34 @@ def stage_evaluate(repo: Path, settings: Settings) -> dict[str, Any]:
 
 # --- Steps: what Dagster assets and `scoreloop train` call -------------------------------------
 
+_lock = threading.RLock()
+_depth = 0
+
+
+@contextmanager
+def workspace_lock(settings: Settings) -> Iterator[None]:
+    """One writer at a time in the deployment repo: across processes (flock on a file beside
+    the repo) and threads; re-entrant, so a step called by ``train_all`` does not deadlock."""
+    global _depth
+    with _lock:
+        if _depth:
+            _depth += 1
+            try:
+                yield
+            finally:
+                _depth -= 1
+            return
+        path = settings.registry.parent / f".{settings.registry.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            _depth = 1
+            try:
+                yield
+            finally:
+                _depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 def _record(repo: Path, settings: Settings, stage: str, message: str) -> None:
     repro(repo, stage, settings)
@@ -348,7 +399,7 @@ def _record(repo: Path, settings: Settings, stage: str, message: str) -> None:
     push(repo)
 
 
-def step_training_set(settings: Settings) -> dict[str, Any]:
+def _step_training_set(settings: Settings) -> dict[str, Any]:
     """Select batches, rebuild the training set through DVC, commit and push it."""
     repo = sync_inputs(settings)
     split = SplitParams.from_params(load_params(repo / PARAMS_FILE))
@@ -370,7 +421,7 @@ def step_training_set(settings: Settings) -> dict[str, Any]:
     }
 
 
-def step_train(settings: Settings) -> dict[str, Any]:
+def _step_train(settings: Settings) -> dict[str, Any]:
     """Train the challenger through DVC (version-to-be in run.json), commit and push it."""
     repo = sync_inputs(settings)
     run = {"name": settings.model_name, "version": next_version(settings)}
@@ -400,7 +451,7 @@ def _registered(settings: Settings, version: object) -> bool:
     return isinstance(version, str) and any(v.version == version for v in list_versions(settings))
 
 
-def step_evaluate(settings: Settings) -> dict[str, Any]:
+def _step_evaluate(settings: Settings) -> dict[str, Any]:
     """Evaluate challenger vs the current champion through DVC, commit and push."""
     repo = sync_inputs(settings)
     found = champion_version(settings)
@@ -428,7 +479,7 @@ def current_decision(settings: Settings) -> GateDecision:
     return decide(json.loads(path.read_text()), gate)
 
 
-def step_promote(settings: Settings) -> dict[str, Any]:
+def _step_promote(settings: Settings) -> dict[str, Any]:
     """Register the evaluated challenger, record the gate decision, promote it if it passed."""
     repo = settings.registry
     decision = current_decision(settings)
@@ -454,12 +505,12 @@ def step_promote(settings: Settings) -> dict[str, Any]:
     }
 
 
-def train_all(settings: Settings) -> dict[str, Any]:
+def _train_all(settings: Settings) -> dict[str, Any]:
     """The whole chain: training set -> challenger -> evaluation -> gate (-> promotion)."""
-    training_set = step_training_set(settings)
-    challenger = step_train(settings)
-    evaluation = step_evaluate(settings)
-    promotion = step_promote(settings)
+    training_set = _step_training_set(settings)
+    challenger = _step_train(settings)
+    evaluation = _step_evaluate(settings)
+    promotion = _step_promote(settings)
     return {
         "training_set": training_set,
         "challenger": challenger,
@@ -468,7 +519,7 @@ def train_all(settings: Settings) -> dict[str, Any]:
     }
 
 
-def promote_version(
+def _promote_version(
     settings: Settings, version: str, *, force: bool = False, reason: str = ""
 ) -> dict[str, Any]:
     """Promote a registered version by hand, through the gate unless forced (with a reason).
@@ -520,3 +571,21 @@ def promote_version(
         champion_ref = assign_champion(settings, version, message="; ".join(decision.reasons)[:500])
     record_decision(settings, record)
     return {"decision": record, "champion": champion_ref}
+
+
+def _locked(step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def run(settings: Settings, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        with workspace_lock(settings):
+            return step(settings, *args, **kwargs)
+
+    run.__doc__ = step.__doc__
+    run.__name__ = step.__name__.lstrip("_")
+    return run
+
+
+step_training_set = _locked(_step_training_set)
+step_train = _locked(_step_train)
+step_evaluate = _locked(_step_evaluate)
+step_promote = _locked(_step_promote)
+train_all = _locked(_train_all)
+promote_version = _locked(_promote_version)

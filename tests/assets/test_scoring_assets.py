@@ -13,11 +13,13 @@ import dagster as dg
 import polars as pl
 import pytest
 from scoring_support import promote_bundle, train_bundle
+from typer.testing import CliRunner
 
 from assets import scoring as scoring_assets
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES
 from assets.runner import materialize_batch
+from pipelines.cli import app
 from pipelines.scoring import scores_uri
 from pipelines.settings import Settings
 from pipelines.snapshot import load_snapshot, read_current
@@ -108,6 +110,8 @@ def test_validate_score_snapshot_then_promotion_rescores(
     assert instance.get_materialized_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
     meta = _metadata(first, "serving_snapshot")
     assert meta["model_version"] == "v0.0.1" and meta["entities"] == 400
+    assert 0.0 <= float(meta["decision_rate"]) <= 1.0  # type: ignore[arg-type]
+    assert "| entity_id |" in str(meta["sample"])
     assert meta["batches_rescored"] == 2
     assert _run_request(instance, cursor)[2] == "champion is still v0.0.1"
 
@@ -152,6 +156,14 @@ def test_validate_score_snapshot_then_promotion_rescores(
         ("v0.0.2", 600),
     ]
 
+    # The CLI door runs the same rescore: nothing stale now, it republishes the same population.
+    result = CliRunner().invoke(app, ["rescore"])
+    assert result.exit_code == 0, result.output
+    assert "champion v0.0.2: 0 batch(es) scored, 3 already current" in result.output
+    republished = read_current(settings.snapshots)
+    assert republished is not None and republished.snapshot_id != manifest.snapshot_id
+    assert republished.model_version == "v0.0.2" and republished.row_count == 600
+
 
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 def test_eager_automation_requests_scores_of_validated_batches(
@@ -160,7 +172,12 @@ def test_eager_automation_requests_scores_of_validated_batches(
     from assets import ingestion
 
     defs = dg.Definitions(
-        assets=[ingestion.raw_batch, ingestion.validated_batch, scoring_assets.scores],
+        assets=[
+            ingestion.raw_batch,
+            ingestion.validated_batch,
+            scoring_assets.scores,
+            scoring_assets.serving_snapshot,
+        ],
         asset_checks=[ingestion.reject_rate_within_limit],
         resources=RESOURCES,
     )
@@ -173,5 +190,12 @@ def test_eager_automation_requests_scores_of_validated_batches(
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     # Both validated batches are requested; the refused one then fails in score_batch.
     assert result.get_requested_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
+    assert result.get_num_requested(dg.AssetKey("serving_snapshot")) == 0
     again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert again.total_requested == 0
+    # New scores of one batch (the other refused, never scored) bring a new snapshot.
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="scores", partition="2015-01")
+    )
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=again.cursor)
+    assert after.get_num_requested(dg.AssetKey("serving_snapshot")) == 1

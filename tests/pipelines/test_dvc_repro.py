@@ -18,9 +18,11 @@ import polars as pl
 import pytest
 import yaml
 from retraining_support import build_tables
+from typer.testing import CliRunner
 
 from assets.resources import ScoreloopResource
 from assets.training import challenger, champion, evaluation, training_set
+from pipelines.cli import app
 from pipelines.model_bundle import MODEL_FILE, load_bundle
 from pipelines.registry import decisions, list_versions, resolve_champion, version_commit
 from pipelines.settings import PROJECT_ROOT, Settings, get_settings
@@ -104,6 +106,22 @@ def test_dagster_chain_gate_and_clean_clone_repro(
     refused = decisions(settings)[-1]
     assert refused["version"] == "v0.0.2" and refused["decision"] == "reject"
     assert any("min_delta" in r for r in refused["reasons"])
+
+    # By hand: the gate still refuses v0.0.2; forcing needs a reason and is recorded; rollback.
+    runner = CliRunner()
+    refused_cli = runner.invoke(app, ["model", "promote", "v0.0.2"])
+    assert refused_cli.exit_code == 1, refused_cli.output
+    assert "reject" in refused_cli.output
+    forced = runner.invoke(app, ["model", "promote", "v0.0.2", "--force", "--reason", "drill"])
+    assert forced.exit_code == 0, forced.output
+    now = resolve_champion(settings)
+    assert now is not None and now.version == "v0.0.2"
+    assert decisions(settings)[-1]["forced"] and decisions(settings)[-1]["force_reason"] == "drill"
+    shown = runner.invoke(app, ["model", "show", "v0.0.2"])
+    assert shown.exit_code == 0 and "forced: drill" in shown.output
+    assert runner.invoke(app, ["model", "rollback"]).exit_code == 0
+    back = resolve_champion(settings)
+    assert back is not None and back.version == "v0.0.1"
 
     # Clean clone at the champion's commit: dvc pull, then rebuild everything with dvc repro.
     env = {

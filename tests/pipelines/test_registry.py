@@ -34,7 +34,7 @@ from pipelines.registry import (
     rollback,
 )
 from pipelines.settings import Settings
-from pipelines.workspace import _dvc, commit, init_workspace, promote_version, push
+from pipelines.workspace import commit, dvc_add, init_workspace, promote_version, push
 
 AddVersion = Callable[..., str]
 GTO = str(Path(sys.executable).parent / "gto")
@@ -60,7 +60,7 @@ def add_version(settings: Settings) -> AddVersion:
         save_bundle(model, meta, repo / "model")
         if corrupt:
             (repo / "model" / MODEL_FILE).write_bytes(b"not a catboost model")
-        _dvc(repo, "add", "-q", "model")
+        dvc_add(repo, "model")
         commit(repo, f"model with {iterations} iterations")
         if pushed:
             push(repo)

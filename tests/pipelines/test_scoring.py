@@ -353,3 +353,28 @@ def test_a_chunk_off_contract_mid_stream_commits_nothing(
         )
     assert table_version(uri) == version
     assert scores(settings).equals(good)
+
+
+def test_batches_scored_concurrently_by_separate_processes_all_land(
+    settings: Settings, ingested: list[str], models: tuple[ChampionRef, ChampionRef], tmp_path: Path
+) -> None:
+    # What parallel Dagster runs do: one process per batch, all writing the new scores table.
+    champion = models[0]
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from pipelines.registry import ChampionRef
+        from pipelines.scoring import ScoringParams, score_batch
+
+        champion = ChampionRef("employment", "v0.0.1", Path({str(champion.model_dir)!r}))
+        score_batch(sys.argv[1], champion=champion, params=ScoringParams(thread_count=1))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, batch_id], env=dict(os.environ))
+        for batch_id in ingested
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    table = scores(settings)
+    assert table.group_by("batch_id").len().sort("batch_id").rows() == [(b, ROWS) for b in ingested]

@@ -1,0 +1,247 @@
+"""Alerts that reach a person: refused or failed batches, drift, performance drops, staleness,
+failed runs.
+
+An :class:`AlertSink` delivers an :class:`Alert`. :class:`LogFileSink` appends JSON lines to a
+file under the state root (always on: ``<state root>/alerts/alerts.jsonl``); :class:`WebhookSink`
+POSTs the alert as JSON to a URL (Slack/Teams/PagerDuty-style incoming webhooks, or any HTTP
+endpoint). :func:`alert_sinks` builds the configured sinks: the log file, plus a webhook when
+``SCORELOOP_ALERT_WEBHOOK_URL`` (or ``monitoring.webhook_url`` in params.yaml) is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from pipelines.params import load_params
+from pipelines.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["info", "warning", "error"]
+WEBHOOK_ENV = "SCORELOOP_ALERT_WEBHOOK_URL"
+ALERTS_FILE = Path("alerts") / "alerts.jsonl"
+
+
+class AlertDeliveryError(RuntimeError):
+    """An alert could not be delivered by a sink (the message names the sink and the cause)."""
+
+
+@dataclass
+class Alert:
+    """One thing a person should look at."""
+
+    kind: str  # batch_refused | batch_failed | drift | performance_drop | stale | run_failure
+    severity: Severity
+    title: str
+    message: str
+    batch_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AlertSink(ABC):
+    """Somewhere alerts go."""
+
+    @abstractmethod
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; raise :class:`AlertDeliveryError` when it cannot."""
+
+
+class LogFileSink(AlertSink):
+    """Append each alert as one JSON line to ``path`` (folders created on first alert)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def send(self, alert: Alert) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(alert.to_dict(), sort_keys=True, default=str) + "\n")
+        except OSError as exc:
+            raise AlertDeliveryError(f"cannot write alert to {self.path}: {exc}") from exc
+
+    def read(self) -> list[dict[str, Any]]:
+        """The alerts written so far, oldest first."""
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+class WebhookSink(AlertSink):
+    """POST each alert as JSON (``{"text": title + message, "alert": {...}}``) to ``url``.
+
+    The ``text`` field makes the payload readable by Slack/Teams-style incoming webhooks; the
+    ``alert`` field carries every detail for other receivers.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook URL must be http(s)://..., got {url!r}")
+        self.url = url
+        self.timeout = timeout
+
+    def send(self, alert: Alert) -> None:
+        body = json.dumps(
+            {
+                "text": f"[{alert.severity}] {alert.title}: {alert.message}",
+                "alert": alert.to_dict(),
+            },
+            default=str,
+        ).encode()
+        request = urllib.request.Request(
+            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = int(response.status)
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise AlertDeliveryError(f"webhook {self._safe_url()} failed: {exc}") from exc
+        if status >= 300:
+            raise AlertDeliveryError(f"webhook {self._safe_url()} answered HTTP {status}")
+
+    def _safe_url(self) -> str:
+        # Webhook URLs often embed a token in the path: show the host only.
+        return "/".join(self.url.split("/")[:3]) + "/..."
+
+
+def alerts_path(settings: Settings) -> Path:
+    return settings.state_root / ALERTS_FILE
+
+
+def alert_sinks(settings: Settings | None = None) -> list[AlertSink]:
+    """The configured sinks: the JSON-lines log file, plus a webhook if one is configured."""
+    settings = settings or get_settings()
+    sinks: list[AlertSink] = [LogFileSink(alerts_path(settings))]
+    url = os.environ.get(WEBHOOK_ENV) or load_params(settings.params_path).section(
+        "monitoring"
+    ).get("webhook_url")
+    if url:
+        sinks.append(WebhookSink(str(url)))
+    return sinks
+
+
+def send_alert(alert: Alert, sinks: Sequence[AlertSink] | None = None) -> list[str]:
+    """Deliver ``alert`` to every sink; returns the delivery errors (each also logged).
+
+    One sink failing does not stop the others, so the log file still records an alert whose
+    webhook is down.
+    """
+    errors = []
+    for sink in alert_sinks() if sinks is None else sinks:
+        try:
+            sink.send(alert)
+        except AlertDeliveryError as exc:
+            log.error("alert %r not delivered: %s", alert.title, exc)
+            errors.append(str(exc))
+    return errors
+
+
+# --- Alerts of each kind ------------------------------------------------------------------------
+
+
+def ingest_alerts(log_frame: pl.DataFrame, kind: str = "records") -> list[Alert]:
+    """One alert per refused or failed entry of an ingest log (``pipelines.ingest.LOG_SCHEMA``)."""
+    alerts = []
+    what = "batch" if kind == "records" else "labels of batch"
+    for row in log_frame.filter(pl.col("status").is_in(["refused", "failed"])).iter_rows(
+        named=True
+    ):
+        refused = row["status"] == "refused"
+        why = (
+            f"reject rate {row['reject_rate']:.2%} of {row['rows']} rows"
+            if refused and row["reject_rate"] is not None
+            else (row["error"] or "unknown error")
+        )
+        alerts.append(
+            Alert(
+                kind="batch_refused" if refused else "batch_failed",
+                severity="error",
+                title=f"{what} {row['batch_id']} {row['status']}",
+                message=f"{row['source_file']}: {why}",
+                batch_id=row["batch_id"],
+                details={
+                    "kind": kind,
+                    "source_file": row["source_file"],
+                    "status": row["status"],
+                    "processed_at": str(row["processed_at"]),
+                },
+            )
+        )
+    return alerts
+
+
+def drift_alert(batch_id: str, model_version: str, drifted: pl.DataFrame) -> Alert | None:
+    """An alert naming the drifted features of a batch (None when nothing drifted)."""
+    if drifted.height == 0:
+        return None
+    parts = [
+        f"{r['feature']} {r['metric']} {r['value']:.3f} > {r['threshold']}"
+        for r in drifted.sort("value", descending=True).iter_rows(named=True)
+    ]
+    return Alert(
+        kind="drift",
+        severity="warning",
+        title=f"drift in batch {batch_id}",
+        message=f"{drifted.height} metric(s) over threshold vs model {model_version}: "
+        + "; ".join(parts[:8]),
+        batch_id=batch_id,
+        details={"model_version": model_version, "drifted": parts},
+    )
+
+
+def performance_alert(
+    metrics: dict[str, Any], reference_auc: float | None, tolerance: float
+) -> Alert | None:
+    """An alert when a batch's realised AUC is below ``reference_auc - tolerance``."""
+    auc = metrics.get("roc_auc")
+    if auc is None or reference_auc is None or auc >= reference_auc - tolerance:
+        return None
+    return Alert(
+        kind="performance_drop",
+        severity="warning",
+        title=f"performance drop in batch {metrics['batch_id']}",
+        message=f"realised ROC AUC {auc:.4f} of model {metrics['model_version']} is below the "
+        f"reference {reference_auc:.4f} - {tolerance} on {metrics['rows']} labelled rows",
+        batch_id=str(metrics["batch_id"]),
+        details={k: v for k, v in metrics.items() if k != "computed_at"},
+    )
+
+
+def stale_alert(model_version: str, reasons: list[str], run_requested: bool) -> Alert:
+    return Alert(
+        kind="stale",
+        severity="warning",
+        title=f"model {model_version} is stale",
+        message=("retraining requested: " if run_requested else "") + "; ".join(reasons),
+        details={"model_version": model_version, "reasons": reasons},
+    )
+
+
+def run_failure_alert(
+    job_name: str, run_id: str, partition: str | None, error: str, steps: list[str]
+) -> Alert:
+    where = f" (partition {partition})" if partition else ""
+    return Alert(
+        kind="run_failure",
+        severity="error",
+        title=f"run of {job_name}{where} failed",
+        message=error,
+        batch_id=partition,
+        details={"job": job_name, "run_id": run_id, "partition": partition, "failed_steps": steps},
+    )

@@ -1,0 +1,407 @@
+"""Drift of a batch against the champion's training reference: per feature PSI and unseen share.
+
+The reference is ``ModelMetadata.reference_profile`` (written by :func:`pipelines.training.
+reference_profile`): numeric features carry quantile ``bin_edges`` and ``bin_shares`` (of the
+non-null values) and a ``null_share``; categorical features the share of each value
+(``frequencies``, nulls counted as ``__missing__``). A model without a profile gets one from
+:func:`profile_frame` on a reference frame.
+
+PSI (population stability index) = sum over bins of (a - e) * ln(a / e), with ``e`` the reference
+share and ``a`` the batch share of a bin, both floored at :data:`EPSILON` so an empty bin counts
+instead of dividing by zero. Numeric bins are the reference quantile bins with open outer edges
+(values beyond the training range fall in the first or last bin) plus a null bin; categorical bins
+are the reference values plus one bin for every value unseen in training.
+
+The score distribution is compared the same way (numeric bins) with the champion's scores of its
+own holdout batches when the scores table holds them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipelines.features import prepare_features
+from pipelines.ingest import VALIDATED, accepted_batches, validated_schema
+from pipelines.monitoring import (
+    SCORE_FEATURE,
+    Champion,
+    MonitoringError,
+    MonitoringParams,
+    current_champion,
+    monitoring_params,
+    training_batches,
+)
+from pipelines.settings import Settings, get_settings
+from pipelines.spec import DatasetSpec, load_spec
+from pipelines.tables import read_table, table_exists, table_uri, write_batch
+
+DRIFT = "drift"
+EPSILON = 1e-4
+PSI = "psi"
+UNSEEN_SHARE = "unseen_share"
+SCORE_PSI = "score_psi"
+#: Score bins of the score reference (quantiles of the reference scores).
+SCORE_BINS = 10
+
+DRIFT_SCHEMA: dict[str, pl.DataType] = {
+    "batch_id": pl.String(),
+    "feature": pl.String(),
+    "metric": pl.String(),
+    "value": pl.Float64(),
+    "threshold": pl.Float64(),
+    "drifted": pl.Boolean(),
+    "model_version": pl.String(),
+    "computed_at": pl.Datetime("us", "UTC"),
+}
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = EPSILON) -> float:
+    """PSI of two share vectors over the same bins (each sums to 1, or to 0 when empty)."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), epsilon)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), epsilon)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else np.zeros_like(counts, dtype=np.float64)
+
+
+def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """The reference bin of each value: like ``np.histogram(bins=edges)`` with open outer edges."""
+    return np.searchsorted(np.asarray(edges[1:-1], dtype=np.float64), values, side="right")
+
+
+def numeric_psi(series: pl.Series, reference: dict[str, Any]) -> float:
+    """PSI of a numeric column against a profile entry (``bin_edges``, ``bin_shares``, nulls)."""
+    edges = [float(e) for e in reference["bin_edges"]]
+    ref_shares = np.asarray(reference["bin_shares"], dtype=np.float64)
+    ref_null = float(reference.get("null_share", 0.0))
+    values = series.cast(pl.Float64).fill_nan(None)
+    present = values.drop_nulls().to_numpy()
+    nulls = values.len() - present.size
+    counts = np.bincount(bin_index(present, edges), minlength=ref_shares.size)[: ref_shares.size]
+    total = max(values.len(), 1)
+    actual = np.append(_shares(counts) * (present.size / total), nulls / total)
+    expected = np.append(ref_shares * (1.0 - ref_null), ref_null)
+    return psi(expected, actual)
+
+
+def categorical_drift(series: pl.Series, reference: dict[str, Any]) -> tuple[float, float]:
+    """(PSI, share of rows unseen in training) of a categorical column against its profile."""
+    frequencies = {str(k): float(v) for k, v in reference["frequencies"].items()}
+    counts = series.cast(pl.String).value_counts()
+    name = series.name
+    observed = dict(zip(counts[name].to_list(), counts["count"].to_list(), strict=True))
+    total = max(series.len(), 1)
+    unseen = sum(int(c) for v, c in observed.items() if str(v) not in frequencies)
+    expected = np.append(np.asarray(list(frequencies.values())), 0.0)
+    actual = np.append(
+        np.asarray([observed.get(v, 0) / total for v in frequencies], dtype=np.float64),
+        unseen / total,
+    )
+    return psi(expected, actual), unseen / total
+
+
+def profile_frame(frame: pl.DataFrame, spec: DatasetSpec, bins: int = 10) -> dict[str, Any]:
+    """A reference profile of ``frame`` (spec features), in the format training writes.
+
+    Used when a model's metadata carries no ``reference_profile``. It is
+    :func:`pipelines.training.reference_profile` itself; the positive rate (which needs labels)
+    is left out.
+    """
+    from pipelines.training import reference_profile
+    from pipelines.training_set import LABEL_COLUMN
+
+    labelled = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias(LABEL_COLUMN))
+    profile = reference_profile(labelled, spec, bins)
+    profile.pop("positive_rate", None)
+    return profile
+
+
+def score_profile(scores: np.ndarray, bins: int = SCORE_BINS) -> dict[str, Any]:
+    """Quantile bins of reference scores (a numeric profile entry)."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.size == 0:
+        raise MonitoringError("no reference scores to build the score profile from")
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+    if edges.size < 2:
+        edges = np.array([edges[0], edges[0]])
+    counts = np.bincount(bin_index(values, list(edges)), minlength=edges.size - 1)
+    return {
+        "kind": "numeric",
+        "bin_edges": [float(e) for e in edges],
+        "bin_shares": [float(s) for s in _shares(counts)],
+        "null_share": 0.0,
+    }
+
+
+def compute_drift(
+    batch: pl.DataFrame,
+    profile: dict[str, Any],
+    spec: DatasetSpec,
+    params: MonitoringParams,
+    *,
+    batch_id: str,
+    model_version: str,
+    scores: pl.Series | None = None,
+    score_reference: dict[str, Any] | None = None,
+    computed_at: datetime | None = None,
+) -> pl.DataFrame:
+    """Drift rows of one batch (pure: no IO), in the drift table's schema.
+
+    One ``psi`` row per spec feature in the profile, one ``unseen_share`` row per categorical,
+    and a ``score_psi`` row (feature ``score``) when scores and a score reference are given.
+    """
+    features = profile.get("features") or {}
+    if not features:
+        raise MonitoringError(f"model {model_version}: the reference profile has no features")
+    prepared = prepare_features(batch, spec)
+    now = computed_at or datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+
+    def add(feature: str, metric: str, value: float, threshold: float) -> None:
+        rows.append(
+            {
+                "batch_id": batch_id,
+                "feature": feature,
+                "metric": metric,
+                "value": round(value, 6),
+                "threshold": threshold,
+                "drifted": bool(value > threshold),
+                "model_version": model_version,
+                "computed_at": now,
+            }
+        )
+
+    for column in spec.features:
+        reference = features.get(column.name)
+        if reference is None:
+            continue
+        if reference.get("kind") == "categorical":
+            value, unseen = categorical_drift(prepared[column.name], reference)
+            add(column.name, PSI, value, params.psi_threshold)
+            add(column.name, UNSEEN_SHARE, unseen, params.unseen_threshold)
+        else:
+            add(
+                column.name,
+                PSI,
+                numeric_psi(prepared[column.name], reference),
+                params.psi_threshold,
+            )
+    if scores is not None and score_reference is not None and scores.len():
+        add(
+            SCORE_FEATURE,
+            SCORE_PSI,
+            numeric_psi(scores, score_reference),
+            params.score_psi_threshold,
+        )
+    return pl.DataFrame(rows, schema=DRIFT_SCHEMA)
+
+
+def drift_uri(settings: Settings) -> str:
+    return table_uri(settings.tables, DRIFT)
+
+
+def read_drift(settings: Settings | None = None, batch_id: str | None = None) -> pl.DataFrame:
+    """The drift table (empty frame with its schema when it does not exist yet)."""
+    settings = settings or get_settings()
+    return read_table(drift_uri(settings), batch_id=batch_id, schema=DRIFT_SCHEMA)
+
+
+def champion_scores(settings: Settings, model_version: str, batches: list[str]) -> pl.DataFrame:
+    """``batch_id, score`` of ``model_version`` in ``batches`` (empty when none are scored)."""
+    from pipelines.scoring import SCORES
+
+    uri = table_uri(settings.tables, SCORES)
+    if not batches or not table_exists(uri):
+        return pl.DataFrame(schema={"batch_id": pl.String(), "score": pl.Float64()})
+    return (
+        pl.scan_delta(uri)
+        .filter(pl.col("batch_id").is_in(batches) & (pl.col("model_version") == model_version))
+        .select("batch_id", "score")
+        .collect()
+    )
+
+
+def reference_of(champion: Champion, settings: Settings, spec: DatasetSpec) -> dict[str, Any]:
+    """The champion's reference profile; computed from its training batches when it has none."""
+    profile = champion.metadata.reference_profile
+    if profile.get("features"):
+        return profile
+    train = training_batches(champion.metadata).get("train", [])
+    if not train:
+        raise MonitoringError(
+            f"champion {champion.version} has no reference_profile in its metadata and does not "
+            "record its training batches: retrain it with `scoreloop train` (which writes both)"
+        )
+    rows = read_table(table_uri(settings.tables, VALIDATED), schema=validated_schema(spec))
+    rows = rows.filter(pl.col("batch_id").is_in(train))
+    if rows.height == 0:
+        raise MonitoringError(
+            f"champion {champion.version}: its training batches {train} are not in the "
+            f"validated table under {settings.tables}"
+        )
+    return profile_frame(rows, spec)
+
+
+@dataclass
+class DriftReport:
+    """Drift of one batch, as written to the drift table."""
+
+    batch_id: str
+    model_version: str
+    rows: int
+    frame: pl.DataFrame
+    table_version: int
+    score_reference: str | None
+
+    @property
+    def drifted(self) -> pl.DataFrame:
+        return self.frame.filter(pl.col("drifted"))
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return sorted(set(self.drifted["feature"].to_list()))
+
+    def psi_table(self) -> pl.DataFrame:
+        """feature, psi, unseen_share, drifted: one row per feature (for display)."""
+        frame = self.frame
+        wide = (
+            frame.group_by("feature")
+            .agg(
+                pl.col("value").filter(pl.col("metric").is_in([PSI, SCORE_PSI])).first().alias(PSI),
+                pl.col("value")
+                .filter(pl.col("metric") == UNSEEN_SHARE)
+                .first()
+                .alias(UNSEEN_SHARE),
+                pl.col("drifted").any().alias("drifted"),
+            )
+            .sort(PSI, descending=True, nulls_last=True)
+        )
+        return wide
+
+
+def drift_batch(
+    batch_id: str,
+    *,
+    settings: Settings | None = None,
+    champion: Champion | None = None,
+    spec: DatasetSpec | None = None,
+    params: MonitoringParams | None = None,
+) -> DriftReport:
+    """Compute the drift of an accepted batch against the champion and write it (replacing).
+
+    Raises:
+        MonitoringError: no champion, the batch is not accepted, or no reference is available.
+    """
+    settings = settings or get_settings()
+    spec = spec or load_spec(settings.spec_path)
+    params = params or monitoring_params(settings)
+    champion = champion or current_champion(settings)
+    if champion is None:
+        raise MonitoringError(
+            "no champion model: drift is measured against the champion's training data; "
+            "train and promote a model first"
+        )
+    if batch_id not in accepted_batches(settings.tables, "records"):
+        raise MonitoringError(
+            f"batch {batch_id!r} is not an accepted batch under {settings.tables}: drift is "
+            "measured on accepted batches only (see the ingest log for why)"
+        )
+    batch = read_table(
+        table_uri(settings.tables, VALIDATED), batch_id=batch_id, schema=validated_schema(spec)
+    )
+    profile = reference_of(champion, settings, spec)
+    holdout = training_batches(champion.metadata).get("holdout", [])
+    reference_scores = champion_scores(settings, champion.version, holdout)
+    batch_scores = champion_scores(settings, champion.version, [batch_id])
+    score_reference = (
+        score_profile(reference_scores["score"].to_numpy()) if reference_scores.height else None
+    )
+    frame = compute_drift(
+        batch,
+        profile,
+        spec,
+        params,
+        batch_id=batch_id,
+        model_version=champion.version,
+        scores=batch_scores["score"] if batch_scores.height else None,
+        score_reference=score_reference,
+    )
+    version = write_batch(drift_uri(settings), frame, batch_id, DRIFT_SCHEMA, table=DRIFT)
+    return DriftReport(
+        batch_id=batch_id,
+        model_version=champion.version,
+        rows=batch.height,
+        frame=frame,
+        table_version=version,
+        score_reference=f"holdout batches {', '.join(holdout)}" if score_reference else None,
+    )
+
+
+def psi_markdown(table: pl.DataFrame) -> str:
+    """The per-feature PSI table as markdown (drifted rows flagged)."""
+    lines = ["| feature | PSI | unseen share | drifted |", "|---|---|---|---|"]
+    for row in table.iter_rows(named=True):
+        unseen = row[UNSEEN_SHARE]
+        lines.append(
+            f"| {row['feature']} | {_fmt(row[PSI])} | {_fmt(unseen)} | "
+            f"{'**yes**' if row['drifted'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def plot_drift_history(drift: pl.DataFrame, path: Path, *, threshold: float, top: int = 8) -> Path:
+    """PNG of PSI per feature across batches (the ``top`` features by their largest PSI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = drift.filter(pl.col("metric").is_in([PSI, SCORE_PSI])).sort("batch_id")
+    batches = sorted(frame["batch_id"].unique().to_list())
+    worst = (
+        frame.group_by("feature")
+        .agg(pl.col("value").max())
+        .sort("value", descending=True)
+        .head(top)["feature"]
+        .to_list()
+    )
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(batches)), 4))
+    x = {b: i for i, b in enumerate(batches)}
+    for feature in worst:
+        part = frame.filter(pl.col("feature") == feature)
+        ax.plot(
+            [x[b] for b in part["batch_id"].to_list()],
+            part["value"].to_list(),
+            marker="o",
+            markersize=3,
+            label=feature,
+        )
+    ax.axhline(threshold, linestyle="--", color="red", linewidth=1, label=f"threshold {threshold}")
+    ax.set_xticks(range(len(batches)), batches, rotation=60, fontsize=7)
+    ax.set(xlabel="batch", ylabel="PSI vs training", title="Drift per feature over batches")
+    ax.legend(fontsize=7, loc="upper left")
+    return save_png(fig, path)
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -1,0 +1,254 @@
+"""Monitoring in Dagster, in-process: drift/performance partitions, alert and staleness sensors.
+
+The champion comes from the real registry (git + DVC + GTO in tmp_path), as in a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import pytest
+from monitoring_support import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
+from scoring_support import ingest_batch, promote_bundle
+
+from assets import monitoring
+from assets.definitions import defs
+from assets.partitions import BATCHES, batch_partitions
+from assets.resources import RESOURCES
+from pipelines.alerts import alerts_path
+from pipelines.drift import read_drift
+from pipelines.performance import read_performance
+from pipelines.scoring import score_batch
+from pipelines.settings import Settings
+from pipelines.spec import DatasetSpec
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _alerts(settings: Settings) -> list[dict[str, Any]]:
+    path = alerts_path(settings)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _champion(
+    settings: Settings, acs: pl.DataFrame, spec: DatasetSpec, tmp_path: Path, **kw: Any
+) -> None:
+    champion = make_champion(acs, spec, tmp_path / "bundle", **kw)
+    ref = promote_bundle(settings, champion.ref.model_dir)
+    assert ref.version == champion.version
+
+
+def _materialize(
+    instance: dg.DagsterInstance, batch_id: str, assets: list[dg.AssetsDefinition]
+) -> dg.ExecuteInProcessResult:
+    if batch_id not in instance.get_dynamic_partitions(BATCHES):
+        instance.add_dynamic_partitions(BATCHES, [batch_id])
+    return dg.materialize(
+        assets,
+        instance=instance,
+        partition_key=batch_id,
+        resources=RESOURCES,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
+    [event] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key and e.asset_key.to_user_string() == key
+    ]
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_definitions_wire_monitoring() -> None:
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {"drift", "performance"} <= keys
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert {"monitoring_failure_sensor", "ingest_alert_sensor", "staleness_sensor"} <= set(sensors)
+    assert sensors["staleness_sensor"].job_name == "retraining"
+    assert repo.get_job("retraining").name == "retraining"
+    drift_node = repo.asset_graph.get(dg.AssetKey("drift"))
+    assert drift_node.partitions_def == batch_partitions
+    assert {k.to_user_string() for k in drift_node.parent_keys} == {"validated_batch", "scores"}
+
+
+def test_drift_and_performance_on_two_batches(
+    settings: Settings,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+) -> None:
+    _champion(settings, acs, spec, tmp_path, holdout_batches=["2015-01"])
+    starts = {"2015-01": TRAIN_ROWS, "2015-02": TRAIN_ROWS + 600}
+    for batch_id, start in starts.items():
+        ingest_records(settings, acs, spec, batch_id, start=start)
+        ingest_labels(settings, acs, spec, batch_id, start=start)
+        score_batch(batch_id, settings=settings)
+
+    for batch_id in starts:
+        result = _materialize(instance, batch_id, [monitoring.drift, monitoring.performance])
+        assert result.success
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["no_feature_drift"].passed
+        assert checks["auc_within_tolerance"].passed
+
+    drift_meta = _metadata(result, "drift")
+    assert drift_meta["drifted_features"] == "none"
+    assert "| AGEP |" in drift_meta["psi_table"]
+    assert drift_meta["drift_over_time"].startswith("![drift_2015-02](data:image/png;base64,")
+    assert Path(drift_meta["drift_plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert drift_meta["score_reference"] == "holdout batches 2015-01"
+    perf_meta = _metadata(result, "performance")
+    assert perf_meta["dagster/row_count"] == 600
+    assert 0.7 < perf_meta["roc_auc"] <= 1.0
+    assert Path(perf_meta["auc_plot"]).exists()
+    assert read_drift(settings)["batch_id"].unique().sort().to_list() == list(starts)
+    assert read_performance(settings).height == 2
+    assert _alerts(settings) == []
+
+    # A batch whose ages are halved (still valid) drifts: the check warns, the run succeeds,
+    # and a person gets an alert naming the feature.
+    path = settings.landing / "batch_2015-03.parquet"
+    acs.slice(TRAIN_ROWS + 1200, 600).select(spec.record_columns).with_columns(
+        (pl.col("AGEP") * 0.5).round(0)
+    ).write_parquet(path)
+    from pipelines.ingest import ingest_file
+
+    ingest_file(path, spec, settings.tables, max_reject_rate=0.05)
+    score_batch("2015-03", settings=settings)
+    result = _materialize(instance, "2015-03", [monitoring.drift])
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert "AGEP" in _metadata(result, "drift")["drifted_features"]
+    [alert] = _alerts(settings)
+    assert alert["kind"] == "drift"
+    assert alert["batch_id"] == "2015-03"
+    assert "AGEP psi" in alert["message"]
+
+
+def test_run_failure_sensor_alerts_with_job_partition_and_error(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    @dg.asset(partitions_def=batch_partitions)
+    def broken() -> None:
+        raise dg.Failure(description="cannot read batch_2015-07.parquet: truncated")
+
+    result = _materialize(instance, "2015-07", [broken])
+    assert not result.success
+    [record] = instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records
+    assert record.event_log_entry.dagster_event is not None
+    context = dg.build_run_status_sensor_context(
+        sensor_name="monitoring_failure_sensor",
+        dagster_event=record.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources=RESOURCES,
+    ).for_run_failure()
+    monitoring.monitoring_failure_sensor(context)
+
+    [alert] = _alerts(settings)
+    assert alert["kind"] == "run_failure"
+    assert alert["batch_id"] == "2015-07"
+    assert alert["title"] == f"run of {result.dagster_run.job_name} (partition 2015-07) failed"
+    assert "cannot read batch_2015-07.parquet: truncated" in alert["message"]
+    assert alert["details"]["run_id"] == result.run_id
+
+
+def _sensor(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None = None
+) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=RESOURCES)
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
+
+
+def test_ingest_alert_sensor_alerts_once_per_refused_batch(
+    settings: Settings, acs: pl.DataFrame, spec: DatasetSpec, instance: dg.DagsterInstance
+) -> None:
+    ingest_batch(settings, acs, spec, "2015-01", start=0, rows=200)
+    first = _sensor(monitoring.ingest_alert_sensor, instance)
+    assert isinstance(first, dg.SensorResult)
+    assert first.skip_reason is not None
+    assert _alerts(settings) == []
+
+    refused = ingest_batch(settings, acs, spec, "2015-02", start=200, rows=200, bad=50)
+    assert refused.status == "refused"
+    second = _sensor(monitoring.ingest_alert_sensor, instance, first.cursor)
+    assert isinstance(second, dg.SensorResult)
+    assert second.skip_reason is None
+    [alert] = _alerts(settings)
+    assert (alert["kind"], alert["batch_id"]) == ("batch_refused", "2015-02")
+    assert "reject rate 25.00%" in alert["message"]
+
+    third = _sensor(monitoring.ingest_alert_sensor, instance, second.cursor)
+    assert isinstance(third, dg.SensorResult)
+    assert third.skip_reason is not None
+    assert len(_alerts(settings)) == 1
+
+
+def test_staleness_sensor_requests_retraining_only_when_stale(
+    settings: Settings,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    skip = _sensor(monitoring.staleness_sensor, instance)
+    assert isinstance(skip, dg.SkipReason)
+    assert "no champion" in (skip.skip_message or "")
+
+    _champion(settings, acs, spec, tmp_path, train_batches=["2015-01"])
+    for month in (2, 3, 4):
+        ingest_records(
+            settings, acs, spec, f"2015-0{month}", start=TRAIN_ROWS + month * 100, rows=100
+        )
+    fresh = _sensor(monitoring.staleness_sensor, instance)
+    assert isinstance(fresh, dg.SkipReason)
+    assert "not stale" in (fresh.skip_message or "")
+
+    params = tmp_path / "params.yaml"
+    params.write_text("monitoring:\n  max_batches_since_training: 2\n")
+    monkeypatch.setenv("SCORELOOP_PARAMS_PATH", str(params))
+    stale = _sensor(monitoring.staleness_sensor, instance)
+    assert isinstance(stale, dg.SensorResult)
+    [request] = stale.run_requests or []
+    assert request.job_name == "retraining"
+    assert request.run_key == "stale-v0.0.1-2015-04"
+    assert request.tags["scoreloop/trigger"] == "staleness"
+    assert (
+        "age: 3 batches since the newest training batch" in request.tags["scoreloop/stale_reasons"]
+    )
+    [alert] = _alerts(settings)
+    assert alert["kind"] == "stale"
+    assert alert["message"].startswith("retraining requested: age: 3 batches")
+
+    again = _sensor(monitoring.staleness_sensor, instance, stale.cursor)
+    assert isinstance(again, dg.SkipReason)
+    assert len(_alerts(settings)) == 1
+
+
+def test_without_a_champion_nothing_is_measured(
+    settings: Settings, acs: pl.DataFrame, spec: DatasetSpec, instance: dg.DagsterInstance
+) -> None:
+    ingest_records(settings, acs, spec, "2015-01", start=0, rows=100)
+    result = _materialize(instance, "2015-01", [monitoring.drift, monitoring.performance])
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    assert read_drift(settings).height == 0
+    checks = result.get_asset_check_evaluations()
+    assert {c.check_name for c in checks} == {"no_feature_drift", "auc_within_tolerance"}
+    assert all(c.description == "not measured: no champion model yet" for c in checks)
