@@ -39,7 +39,9 @@ from pipelines.alerts import (
 )
 from pipelines.drift import drift_batch, plot_drift_history, psi_markdown, read_drift
 from pipelines.ingest import LOG_SCHEMA, accepted_batches, log_uri
+from pipelines.model_bundle import ModelLoadError
 from pipelines.monitoring import (
+    Champion,
     MonitoringError,
     current_champion,
     monitoring_params,
@@ -47,6 +49,7 @@ from pipelines.monitoring import (
     staleness,
 )
 from pipelines.performance import performance_batch, plot_auc_history, read_performance
+from pipelines.registry import RegistryError
 from pipelines.settings import Settings
 from pipelines.tables import read_table
 
@@ -71,6 +74,13 @@ def png_markdown(path: Path) -> dg.MetadataValue:
     """An inline markdown image (base64), so the plot shows in the Dagster UI itself."""
     data = base64.b64encode(path.read_bytes()).decode()
     return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{data})")
+
+
+def _champion(settings: Settings) -> Champion | None:
+    try:
+        return current_champion(settings)
+    except (RegistryError, ModelLoadError) as exc:
+        raise dg.Failure(description=f"cannot load the champion: {exc}") from exc
 
 
 def _not_measured(check: str, asset: dg.AssetKey, why: str) -> dg.AssetCheckResult:
@@ -109,7 +119,7 @@ def drift(
     """PSI per feature (and of the score) of the batch vs the champion's training reference."""
     settings = scoreloop.settings()
     batch_id = context.partition_key
-    champion = current_champion(settings)
+    champion = _champion(settings)
     if champion is None:
         context.log.warning(f"no champion model yet: drift of batch {batch_id} is not measured")
         yield _not_measured("no_feature_drift", DRIFT, "no champion model yet")
@@ -185,7 +195,7 @@ def performance(
     """The champion's realised performance on the batch once its labels have landed."""
     settings = scoreloop.settings()
     batch_id = context.partition_key
-    champion = current_champion(settings)
+    champion = _champion(settings)
     if champion is None:
         context.log.warning(f"no champion model yet: performance of {batch_id} is not measured")
         yield _not_measured("auc_within_tolerance", PERFORMANCE, "no champion model yet")

@@ -242,8 +242,12 @@ def reference_of(champion: Champion, settings: Settings, spec: DatasetSpec) -> d
             f"champion {champion.version} has no reference_profile in its metadata and does not "
             "record its training batches: retrain it with `scoreloop train` (which writes both)"
         )
-    rows = read_table(table_uri(settings.tables, VALIDATED), schema=validated_schema(spec))
-    rows = rows.filter(pl.col("batch_id").is_in(train))
+    uri = table_uri(settings.tables, VALIDATED)
+    rows = (
+        pl.scan_delta(uri).filter(pl.col("batch_id").is_in(train)).collect()
+        if table_exists(uri)
+        else pl.DataFrame(schema=validated_schema(spec))
+    )
     if rows.height == 0:
         raise MonitoringError(
             f"champion {champion.version}: its training batches {train} are not in the "

@@ -259,10 +259,7 @@ def staleness(
     drift = read_drift(settings).filter(pl.col("model_version") == champion.version)
     performance = read_performance(settings).filter(pl.col("model_version") == champion.version)
     auc = reference_auc(champion.metadata, settings.registry)
-    try:
-        accepted = accepted_batches(settings.tables, "records")
-    except FileNotFoundError:
-        accepted = []
+    accepted = accepted_batches(settings.tables, "records")
     decision = is_stale(
         drift,
         performance,
