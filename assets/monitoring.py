@@ -17,18 +17,21 @@ Each body calls one ``pipelines`` function:
   when it is, requests a run of the ``retraining`` job with the reasons in its tags and alerts.
 """
 
-import base64
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
 import polars as pl
 
+from assets.metadata import png_markdown
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.alerts import (
+    Alert,
     alert_sinks,
     drift_alert,
     ingest_alerts,
@@ -43,6 +46,7 @@ from pipelines.model_bundle import ModelLoadError
 from pipelines.monitoring import (
     Champion,
     MonitoringError,
+    MonitoringParams,
     current_champion,
     monitoring_params,
     reference_auc,
@@ -65,15 +69,12 @@ REASONS_TAG = "scoreloop/stale_reasons"
 #: Dagster tag values are kept short; the full reasons are in the alert and the sensor log.
 MAX_TAG = 1000
 
+_Report = TypeVar("_Report")
+_Result = dg.MaterializeResult[None] | dg.AssetCheckResult
+
 
 def plots_dir(settings: Settings) -> Path:
     return settings.state_root / "monitoring" / "plots"
-
-
-def png_markdown(path: Path) -> dg.MetadataValue:
-    """An inline markdown image (base64), so the plot shows in the Dagster UI itself."""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{data})")
 
 
 def _champion(settings: Settings) -> Champion | None:
@@ -81,6 +82,14 @@ def _champion(settings: Settings) -> Champion | None:
         return current_champion(settings)
     except (RegistryError, ModelLoadError) as exc:
         raise dg.Failure(description=f"cannot load the champion: {exc}") from exc
+
+
+def _deliver(alert: Alert | None, settings: Settings, log: logging.Logger, what: str) -> None:
+    """Send ``alert`` (if any) to every sink; a sink that fails is logged and the run goes on."""
+    if alert is None:
+        return
+    for problem in send_alert(alert, alert_sinks(settings)):
+        log.error(f"{what} not delivered: {problem}")
 
 
 def _not_measured(check: str, asset: dg.AssetKey, why: str) -> dg.AssetCheckResult:
@@ -95,49 +104,81 @@ def _not_measured(check: str, asset: dg.AssetKey, why: str) -> dg.AssetCheckResu
     )
 
 
-@dg.asset(
-    key=DRIFT,
-    deps=[VALIDATED_BATCH, SCORES],
-    partitions_def=batch_partitions,
-    group_name=GROUP,
-    kinds={"delta"},
-    output_required=False,
-    automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "no_feature_drift",
-            asset=DRIFT,
-            blocking=False,
-            description="Every feature's PSI, unseen share and the score PSI are within the "
-            "monitoring thresholds of params.yaml (warning only).",
-        )
+def _batch_monitor(
+    key: dg.AssetKey, deps: list[dg.AssetKey], check: str, check_description: str
+) -> Callable[..., dg.AssetsDefinition]:
+    """The decorator of a per-batch monitoring asset with its one non-blocking check."""
+    return dg.asset(
+        key=key,
+        deps=deps,
+        partitions_def=batch_partitions,
+        group_name=GROUP,
+        kinds={"delta"},
+        output_required=False,
+        automation_condition=dg.AutomationCondition.eager(),
+        check_specs=[
+            dg.AssetCheckSpec(check, asset=key, blocking=False, description=check_description)
+        ],
+    )
+
+
+def _with_champion(
+    context: dg.AssetExecutionContext,
+    scoreloop: ScoreloopResource,
+    check: str,
+    key: dg.AssetKey,
+    body: Callable[
+        [dg.AssetExecutionContext, Settings, str, Champion, MonitoringParams], Iterator[_Result]
     ],
-)
-def drift(
-    context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
-) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
-    """PSI per feature (and of the score) of the batch vs the champion's training reference."""
+) -> Iterator[_Result]:
+    """Run ``body`` for the partition's batch against the champion; without one, not measured."""
     settings = scoreloop.settings()
     batch_id = context.partition_key
     champion = _champion(settings)
     if champion is None:
-        context.log.warning(f"no champion model yet: drift of batch {batch_id} is not measured")
-        yield _not_measured("no_feature_drift", DRIFT, "no champion model yet")
+        context.log.warning(
+            f"no champion model yet: {key.to_user_string()} of batch {batch_id} is not measured"
+        )
+        yield _not_measured(check, key, "no champion model yet")
         return
-    params = monitoring_params(settings)
+    yield from body(context, settings, batch_id, champion, monitoring_params(settings))
+
+
+def _measure(measure: Callable[..., _Report], batch_id: str, **kwargs: Any) -> _Report:
+    """Run one measurement; a MonitoringError (what is missing, how to fix) fails the run."""
     try:
-        report = drift_batch(batch_id, settings=settings, champion=champion, params=params)
+        return measure(batch_id, **kwargs)
     except MonitoringError as exc:
         raise dg.Failure(description=str(exc)) from exc
+
+
+@_batch_monitor(
+    DRIFT,
+    [VALIDATED_BATCH, SCORES],
+    "no_feature_drift",
+    "Every feature's PSI, unseen share and the score PSI are within the "
+    "monitoring thresholds of params.yaml (warning only).",
+)
+def drift(context: dg.AssetExecutionContext, scoreloop: ScoreloopResource) -> Iterator[_Result]:
+    """PSI per feature (and of the score) of the batch vs the champion's training reference."""
+    yield from _with_champion(context, scoreloop, "no_feature_drift", DRIFT, _drift)
+
+
+def _drift(
+    context: dg.AssetExecutionContext,
+    settings: Settings,
+    batch_id: str,
+    champion: Champion,
+    params: MonitoringParams,
+) -> Iterator[_Result]:
+    report = _measure(drift_batch, batch_id, settings=settings, champion=champion, params=params)
     history = read_drift(settings).filter(pl.col("model_version") == champion.version)
     plot = plot_drift_history(
         history, plots_dir(settings) / f"drift_{batch_id}.png", threshold=params.psi_threshold
     )
     drifted = report.drifted
     alert = drift_alert(batch_id, champion.version, drifted)
-    errors = send_alert(alert, alert_sinks(settings)) if alert else []
-    for error in errors:
-        context.log.error(f"drift alert not delivered: {error}")
+    _deliver(alert, settings, context.log, "drift alert")
     table = report.psi_table()
     yield dg.MaterializeResult(
         metadata={
@@ -171,40 +212,27 @@ def drift(
     )
 
 
-@dg.asset(
-    key=PERFORMANCE,
-    deps=[LABELS, SCORES],
-    partitions_def=batch_partitions,
-    group_name=GROUP,
-    kinds={"delta"},
-    output_required=False,
-    automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "auc_within_tolerance",
-            asset=PERFORMANCE,
-            blocking=False,
-            description="Realised ROC AUC >= the champion's reference AUC - "
-            "monitoring.auc_tolerance (warning only).",
-        )
-    ],
+@_batch_monitor(
+    PERFORMANCE,
+    [LABELS, SCORES],
+    "auc_within_tolerance",
+    "Realised ROC AUC >= the champion's reference AUC - monitoring.auc_tolerance (warning only).",
 )
 def performance(
     context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
-) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
+) -> Iterator[_Result]:
     """The champion's realised performance on the batch once its labels have landed."""
-    settings = scoreloop.settings()
-    batch_id = context.partition_key
-    champion = _champion(settings)
-    if champion is None:
-        context.log.warning(f"no champion model yet: performance of {batch_id} is not measured")
-        yield _not_measured("auc_within_tolerance", PERFORMANCE, "no champion model yet")
-        return
-    params = monitoring_params(settings)
-    try:
-        report = performance_batch(batch_id, settings=settings, champion=champion)
-    except MonitoringError as exc:
-        raise dg.Failure(description=str(exc)) from exc
+    yield from _with_champion(context, scoreloop, "auc_within_tolerance", PERFORMANCE, _performance)
+
+
+def _performance(
+    context: dg.AssetExecutionContext,
+    settings: Settings,
+    batch_id: str,
+    champion: Champion,
+    params: MonitoringParams,
+) -> Iterator[_Result]:
+    report = _measure(performance_batch, batch_id, settings=settings, champion=champion)
     reference = reference_auc(champion.metadata, settings.registry)
     ref_value = reference[0] if reference else None
     history = read_performance(settings).filter(pl.col("model_version") == champion.version)
@@ -217,8 +245,7 @@ def performance(
     metrics = report.metrics
     judged = metrics["rows"] >= params.min_labelled_rows
     alert = performance_alert(metrics, ref_value, params.auc_tolerance) if judged else None
-    for error in send_alert(alert, alert_sinks(settings)) if alert else []:
-        context.log.error(f"performance alert not delivered: {error}")
+    _deliver(alert, settings, context.log, "performance alert")
     floats = ("positive_rate", "decision_rate", "roc_auc", "log_loss", "brier", "accuracy")
     yield dg.MaterializeResult(
         metadata={
@@ -283,8 +310,7 @@ def monitoring_failure_sensor(
     alert = run_failure_alert(
         run.job_name, run.run_id, run.tags.get("dagster/partition"), error, steps
     )
-    for problem in send_alert(alert, alert_sinks(scoreloop.settings())):
-        context.log.error(f"run failure alert not delivered: {problem}")
+    _deliver(alert, scoreloop.settings(), context.log, "run failure alert")
 
 
 @dg.sensor(
@@ -310,8 +336,7 @@ def ingest_alert_sensor(
             assert isinstance(newest, datetime)
             cursor[kind] = newest.isoformat()
         for alert in ingest_alerts(log_frame.sort("processed_at"), kind):
-            for problem in send_alert(alert, alert_sinks(settings)):
-                context.log.error(f"alert not delivered: {problem}")
+            _deliver(alert, settings, context.log, "alert")
             sent += 1
     if not sent:
         return dg.SensorResult(
@@ -342,8 +367,7 @@ def staleness_sensor(
     if run_key == context.cursor:
         return dg.SkipReason(f"retraining already requested for {run_key}")
     alert = stale_alert(version, decision.reasons, run_requested=True)
-    for problem in send_alert(alert, alert_sinks(settings)):
-        context.log.error(f"staleness alert not delivered: {problem}")
+    _deliver(alert, settings, context.log, "staleness alert")
     reasons = "; ".join(decision.reasons)
     return dg.SensorResult(
         run_requests=[

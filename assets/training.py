@@ -8,18 +8,20 @@ challenger is registered and its decision recorded, but ``champion`` does not ru
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from assets.metadata import bullet_list, png_markdown
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.evaluation import EvaluationError
 from pipelines.gate import GateParams, decide
 from pipelines.model_bundle import ModelLoadError
 from pipelines.params import load_params
 from pipelines.registry import RegistryError
+from pipelines.settings import Settings
 from pipelines.training import TrainingError
 from pipelines.training_set import TrainingSetError
 from pipelines.workspace import (
@@ -45,9 +47,14 @@ def _failure(exc: Exception) -> dg.Failure:
     return dg.Failure(description=f"{type(exc).__name__}: {exc}")
 
 
-def _png(path: Path) -> dg.MetadataValue:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{data})")
+def _run_step(
+    step: Callable[[Settings], dict[str, Any]], scoreloop: ScoreloopResource
+) -> dict[str, Any]:
+    """Run one workspace step; an expected error fails the asset with its message."""
+    try:
+        return step(scoreloop.settings())
+    except EXPECTED as exc:
+        raise _failure(exc) from exc
 
 
 @dg.asset(
@@ -57,10 +64,7 @@ def _png(path: Path) -> dg.MetadataValue:
     "event time (DVC-versioned parquet in the deployment repo).",
 )
 def training_set(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    try:
-        result = step_training_set(scoreloop.settings())
-    except EXPECTED as exc:
-        raise _failure(exc) from exc
+    result = _run_step(step_training_set, scoreloop)
     splits = result["splits"]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(result["data_version"]),
@@ -81,10 +85,7 @@ def training_set(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type:
     description="CatBoost challenger trained on the train split, early-stopped on validation.",
 )
 def challenger(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    try:
-        result = step_train(scoreloop.settings())
-    except EXPECTED as exc:
-        raise _failure(exc) from exc
+    result = _run_step(step_train, scoreloop)
     metadata = result["metadata"]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(result["data_version"]),
@@ -116,7 +117,7 @@ def _evaluation_metadata(result: dict[str, Any]) -> dict[str, Any]:
             if value is not None:
                 metadata[f"{role}_{metric}"] = dg.MetadataValue.float(float(value))
     for name, path in result["plots"].items():
-        metadata[f"plot_{Path(name).stem}"] = _png(Path(path))
+        metadata[f"plot_{Path(name).stem}"] = png_markdown(Path(path))
     return metadata
 
 
@@ -156,7 +157,7 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
                     "decision": record["decision"],
-                    "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in record["reasons"])),
+                    "reasons": bullet_list(record["reasons"]),
                     "primary_metric": decision.primary_metric,
                     "challenger_value": decision.challenger_value,
                     "champion_value": decision.champion_value,
@@ -174,10 +175,7 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
     description="The champion (GTO prod stage): the challenger, promoted once it passed the gate.",
 )
 def champion(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    try:
-        result = step_promote(scoreloop.settings())
-    except EXPECTED as exc:
-        raise _failure(exc) from exc
+    result = _run_step(step_promote, scoreloop)
     ref = result["champion"]
     if ref is None:
         raise dg.Failure(
@@ -190,9 +188,7 @@ def champion(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ign
             "version": ref.version,
             "model_dir": dg.MetadataValue.path(str(ref.model_dir)),
             "decision_file": dg.MetadataValue.path(result["decision_file"]),
-            "reasons": dg.MetadataValue.md(
-                "\n".join(f"- {r}" for r in result["decision"]["reasons"])
-            ),
+            "reasons": bullet_list(result["decision"]["reasons"]),
             "card": dg.MetadataValue.md(result["card"]),
         },
     )

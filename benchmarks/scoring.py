@@ -58,10 +58,18 @@ def make_rows(spec: DatasetSpec, rows: int, seed: int) -> pl.DataFrame:
     )
 
 
-def train(spec: DatasetSpec, directory: Path) -> ModelBundle:
-    source = pl.read_parquet(BUNDLED_SPEC.parent / "employment_MA.parquet").sample(50_000, seed=3)
+def train(
+    spec: DatasetSpec,
+    directory: Path,
+    *,
+    rows: int = 50_000,
+    iterations: int = 100,
+    version: str = "v0.0.1",
+) -> ModelBundle:
+    """A real CatBoost model on ``rows`` sampled ACS rows, saved and loaded as a model bundle."""
+    source = pl.read_parquet(BUNDLED_SPEC.parent / "employment_MA.parquet").sample(rows, seed=3)
     model = CatBoostClassifier(
-        iterations=100,
+        iterations=iterations,
         depth=6,
         thread_count=THREADS,
         verbose=0,
@@ -72,7 +80,7 @@ def train(spec: DatasetSpec, directory: Path) -> ModelBundle:
     model.fit(prepare_features(source, spec), source[spec.target.name].to_numpy())
     metadata = ModelMetadata(
         name="employment",
-        version="v0.0.1",
+        version=version,
         spec_name=spec.name,
         features=spec.feature_names,
         categorical=spec.categorical_names,

@@ -49,38 +49,15 @@ def make_snapshot(snapshots: Path, entities: int) -> None:
     """Synthetic scores (ids 3, 10, 17, ... shuffled) + a tiny real model, published."""
     import numpy as np
     import polars as pl
-    from catboost import CatBoostClassifier
+    from scoring import train  # benchmarks/scoring.py: the same tiny real model
 
-    from pipelines.features import prepare_features
-    from pipelines.model_bundle import ModelMetadata, save_bundle
     from pipelines.settings import BUNDLED_SPEC
     from pipelines.snapshot import publish_snapshot
     from pipelines.spec import load_spec
 
     spec = load_spec(BUNDLED_SPEC)
-    rows = pl.read_parquet(BUNDLED_SPEC.parent / "employment_MA.parquet").head(2000)
-    model = CatBoostClassifier(
-        iterations=30,
-        thread_count=2,
-        verbose=0,
-        cat_features=spec.categorical_names,
-        allow_writing_files=False,
-    )
-    model.fit(prepare_features(rows, spec), rows["employed"].to_numpy())
     bundle = snapshots.parent / "bundle"
-    save_bundle(
-        model,
-        ModelMetadata(
-            name="employment",
-            version="v9.9.9",
-            spec_name=spec.name,
-            features=spec.feature_names,
-            categorical=spec.categorical_names,
-            threshold=0.5,
-            trained_at=datetime.now(UTC),
-        ),
-        bundle,
-    )
+    train(spec, bundle, rows=2000, iterations=30, version="v9.9.9")
     rng = np.random.default_rng(7)
     k = 3
     names = pl.Series(spec.feature_names)

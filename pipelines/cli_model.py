@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +54,15 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+@contextmanager
+def _reported() -> Iterator[None]:
+    """An expected error (see :func:`_expected_errors`) is printed and exits with code 2."""
+    try:
+        yield
+    except _expected_errors() as exc:
+        raise _fail(exc) from exc
+
+
 def _print_decision(decision: dict[str, Any]) -> None:
     verdict = decision.get("decision", "?")
     colour = "green" if verdict == "promote" else "yellow"
@@ -68,10 +79,8 @@ def training_set_command() -> None:
     """Select the newest labelled batches and rebuild the training set (DVC-versioned)."""
     from pipelines.workspace import step_training_set
 
-    try:
+    with _reported():
         result = step_training_set(get_settings())
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     console.print(
         f"training set {result['path']}: {result['rows']} rows, md5 {result['data_version']}"
     )
@@ -83,10 +92,8 @@ def train_command() -> None:
     """Retrain: training set -> challenger -> evaluation vs champion -> gate (-> promotion)."""
     from pipelines.workspace import train_all
 
-    try:
+    with _reported():
         result = train_all(get_settings())
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     console.print(
         f"training set md5 {result['training_set']['data_version']} "
         f"({result['training_set']['rows']} rows)"
@@ -117,10 +124,8 @@ def evaluate_command() -> None:
     """Evaluate the trained challenger against the champion on the holdout (DVC stage)."""
     from pipelines.workspace import step_evaluate
 
-    try:
+    with _reported():
         result = step_evaluate(get_settings())
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     _metrics_table({r: d["overall"] for r, d in result["evaluation"]["models"].items()})
     for path in result["plots"].values():
         console.print(f"plot: {path}")
@@ -136,7 +141,7 @@ def gate_command(
     from pipelines.workspace import current_decision, step_promote
 
     settings = get_settings()
-    try:
+    with _reported():
         if apply:
             result = step_promote(settings)
             decision = result["decision"]
@@ -145,8 +150,6 @@ def gate_command(
             )
         else:
             decision = current_decision(settings).to_dict()
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     _print_decision(decision)
     if decision.get("decision") != "promote":
         raise typer.Exit(1)
@@ -183,11 +186,9 @@ def model_show(version: str) -> None:
     from pipelines.registry import decisions, fetch_version, git, version_commit
 
     settings = get_settings()
-    try:
+    with _reported():
         commit = version_commit(settings, version)
         metadata = load_metadata(fetch_version(settings, version, commit=commit))
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     raw = git(settings.registry, "show", f"{commit}:evaluation/evaluation.json", check=False)
     evaluation = json.loads(raw) if raw else None
     mine = [d for d in decisions(settings) if d.get("version") == version]
@@ -208,10 +209,8 @@ def model_promote(
     """Promote a version by hand: re-judged by the gate against today's champion unless forced."""
     from pipelines.workspace import promote_version
 
-    try:
+    with _reported():
         result = promote_version(get_settings(), version, force=force, reason=reason)
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     _print_decision(result["decision"])
     if result["champion"] is None:
         raise typer.Exit(1)
@@ -225,10 +224,8 @@ def model_rollback(
     """Put the previous champion back in prod (one command)."""
     from pipelines.registry import rollback
 
-    try:
+    with _reported():
         ref = rollback(get_settings(), reason=reason)
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
     console.print(f"champion is now {ref.name} {ref.version} ({ref.model_dir})")
 
 
@@ -239,10 +236,8 @@ def stage_training_set_command(
     """Build data/training_set.parquet from selection.json."""
     from pipelines.workspace import stage_training_set
 
-    try:
+    with _reported():
         stage_training_set(repo.resolve(), get_settings())
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
 
 
 @stage_app.command("train")
@@ -252,10 +247,8 @@ def stage_train_command(
     """Train the challenger into model/."""
     from pipelines.workspace import stage_train
 
-    try:
+    with _reported():
         stage_train(repo.resolve(), get_settings())
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
 
 
 @stage_app.command("evaluate")
@@ -265,10 +258,8 @@ def stage_evaluate_command(
     """Write evaluation/ (metrics.json, plots) for challenger vs champion vs baseline."""
     from pipelines.workspace import stage_evaluate
 
-    try:
+    with _reported():
         stage_evaluate(repo.resolve(), get_settings())
-    except _expected_errors() as exc:
-        raise _fail(exc) from exc
 
 
 def register_commands(app: typer.Typer) -> None:

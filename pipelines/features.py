@@ -6,8 +6,7 @@ features (and the same score) in training, in a scored batch and in the lookup s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -34,12 +33,6 @@ def prepare_features(df: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
         else:
             exprs.append(col.cast(pl.Float64).alias(column.name))
     return df.select(exprs)
-
-
-def records_frame(records: Sequence[Mapping[str, Any]], spec: DatasetSpec) -> pl.DataFrame:
-    """Build a typed frame of spec columns from JSON-like records (used by on-demand scoring)."""
-    schema = {c.name: c.polars_dtype for c in spec.features}
-    return pl.DataFrame([{k: r.get(k) for k in schema} for r in records], schema=schema)
 
 
 def check_model_features(

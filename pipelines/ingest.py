@@ -95,9 +95,34 @@ class IngestResult:
         return self.validation.status
 
 
-def _log(root: str, kind: Kind, row: dict[str, object]) -> None:
+def _log(
+    root: str,
+    kind: Kind,
+    batch_id: str,
+    path: Path,
+    now: datetime,
+    *,
+    data_version: str | None = None,
+    result: ValidationResult | None = None,
+    error: str | None = None,
+) -> None:
+    """Append one ingest log row: the validation ``result``, or a failure with its ``error``."""
+    row = {
+        "batch_id": batch_id,
+        "kind": kind,
+        "source_file": str(path),
+        "data_version": data_version,
+        "status": result.status if result is not None else "failed",
+        "rows": result.rows if result is not None else None,
+        "accepted": result.accepted if result is not None else 0,
+        "rejected": result.rejected if result is not None else None,
+        "reject_rate": result.reject_rate if result is not None else None,
+        "error": error,
+        "ignored_columns": result.ignored_columns if result is not None else [],
+        "processed_at": now,
+    }
     frame = pl.DataFrame([row], schema=LOG_SCHEMA)
-    write_batch(log_uri(root, kind), frame, str(row["batch_id"]), LOG_SCHEMA, table=INGEST_LOG)
+    write_batch(log_uri(root, kind), frame, batch_id, LOG_SCHEMA, table=INGEST_LOG)
 
 
 def ingest_file(
@@ -137,24 +162,7 @@ def ingest_file(
             now=now,
         )
     except BatchReadError as exc:
-        _log(
-            table_root,
-            kind,
-            {
-                "batch_id": batch_id,
-                "kind": kind,
-                "source_file": str(path),
-                "data_version": None,
-                "status": "failed",
-                "rows": None,
-                "accepted": 0,
-                "rejected": None,
-                "reject_rate": None,
-                "error": str(exc),
-                "ignored_columns": [],
-                "processed_at": now,
-            },
-        )
+        _log(table_root, kind, batch_id, path, now, error=str(exc))
         raise
     target = VALIDATED if kind == "records" else LABELS
     schema = validated_schema(spec) if kind == "records" else labels_schema(spec)
@@ -168,24 +176,7 @@ def ingest_file(
     )
     write_batch(quarantine_uri, result.quarantine, batch_id, QUARANTINE_SCHEMA, table=QUARANTINE)
     write_batch(table_uri(table_root, target), valid, batch_id, schema, table=target)
-    _log(
-        table_root,
-        kind,
-        {
-            "batch_id": batch_id,
-            "kind": kind,
-            "source_file": str(path),
-            "data_version": version,
-            "status": result.status,
-            "rows": result.rows,
-            "accepted": result.accepted,
-            "rejected": result.rejected,
-            "reject_rate": result.reject_rate,
-            "error": None,
-            "ignored_columns": result.ignored_columns,
-            "processed_at": now,
-        },
-    )
+    _log(table_root, kind, batch_id, path, now, data_version=version, result=result)
     return IngestResult(
         path=path, kind=kind, batch_id=batch_id, data_version=version, validation=result
     )

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from catboost import CatBoostClassifier, CatBoostError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "card.md"
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ModelLoadError(RuntimeError):
@@ -66,14 +68,20 @@ def save_bundle(model: CatBoostClassifier, metadata: ModelMetadata, directory: P
     return directory
 
 
-def load_metadata(directory: Path) -> ModelMetadata:
-    path = Path(directory) / METADATA_FILE
+def read_json_model(path: Path, model: type[_Model], error: type[Exception], what: str) -> _Model:
+    """Read a JSON file into ``model``; a missing or corrupt file raises ``error`` naming it."""
     try:
-        return ModelMetadata.model_validate(json.loads(path.read_text()))
+        return model.model_validate(json.loads(path.read_text()))
     except FileNotFoundError as exc:
-        raise ModelLoadError(f"model metadata not found: {path}") from exc
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise ModelLoadError(f"model metadata {path} is corrupt: {exc}") from exc
+        raise error(f"{what} not found: {path}") from exc
+    except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path} is corrupt: {exc}") from exc
+
+
+def load_metadata(directory: Path) -> ModelMetadata:
+    return read_json_model(
+        Path(directory) / METADATA_FILE, ModelMetadata, ModelLoadError, "model metadata"
+    )
 
 
 def load_bundle(directory: Path) -> ModelBundle:

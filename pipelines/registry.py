@@ -248,14 +248,9 @@ def _complete(directory: Path) -> bool:
     return (directory / MODEL_FILE).is_file() and (directory / METADATA_FILE).is_file()
 
 
-def list_versions(settings: Settings | None = None) -> list[ModelVersion]:
-    """Registered versions, oldest first, with the champion marked."""
-    settings = settings or get_settings()
-    repo = settings.registry
-    if not is_registry(repo):
-        return []
-    prefix = f"{settings.model_name}@"
-    lines = git(
+def _tag_lines(repo: Path, prefix: str) -> list[str]:
+    """Lines ``tag|created (unix)|peeled commit|object`` of the tags ``prefix*``, oldest first."""
+    return git(
         repo,
         "for-each-ref",
         "--sort=creatordate",
@@ -263,6 +258,16 @@ def list_versions(settings: Settings | None = None) -> list[ModelVersion]:
         f"refs/tags/{prefix}*",
         check=False,
     ).splitlines()
+
+
+def list_versions(settings: Settings | None = None) -> list[ModelVersion]:
+    """Registered versions, oldest first, with the champion marked."""
+    settings = settings or get_settings()
+    repo = settings.registry
+    if not is_registry(repo):
+        return []
+    prefix = f"{settings.model_name}@"
+    lines = _tag_lines(repo, prefix)
     champion = champion_version(settings)
     versions = []
     for line in lines:
@@ -365,14 +370,7 @@ def champion_history(settings: Settings) -> list[tuple[datetime, str, str]]:
     if not is_registry(repo):
         return []
     prefix = f"{settings.model_name}#{PROD_STAGE}"
-    lines = git(
-        repo,
-        "for-each-ref",
-        "--sort=creatordate",
-        "--format=%(refname:short)|%(creatordate:unix)|%(*objectname)|%(objectname)",
-        f"refs/tags/{prefix}*",
-        check=False,
-    ).splitlines()
+    lines = _tag_lines(repo, prefix)
     by_commit = {v.commit: v.version for v in list_versions(settings)}
     events = []
     for line in lines:

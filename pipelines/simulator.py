@@ -221,6 +221,18 @@ def _need(columns: list[str], fault: str, what: str, spec: DatasetSpec) -> list[
     return columns
 
 
+def _pick_column(
+    spec: DatasetSpec,
+    rng: np.random.Generator,
+    fault: str,
+    predicate: Callable[[str], bool],
+    what: str,
+) -> str:
+    """One feature matching ``predicate``, drawn with ``rng`` (the fault needs at least one)."""
+    candidates = _need(_columns(spec, predicate), fault, what, spec)
+    return candidates[int(rng.integers(len(candidates)))]
+
+
 def _inject(
     fault: str, df: pl.DataFrame, spec: DatasetSpec, rng: np.random.Generator
 ) -> tuple[pl.DataFrame, str]:
@@ -265,25 +277,25 @@ def _inject(
     elif fault == "missing_column":
         df = df.drop(spec.feature_names[int(rng.integers(len(spec.feature_names)))])
     elif fault == "wrong_types":
-        numeric = _need(
-            _columns(spec, lambda n: spec.feature(n).dtype in ("int", "float", "bool")),
-            fault,
-            "a numeric or boolean feature",
+        column = _pick_column(
             spec,
+            rng,
+            fault,
+            lambda n: spec.feature(n).dtype in ("int", "float", "bool"),
+            "a numeric or boolean feature",
         )
-        column = numeric[int(rng.integers(len(numeric)))]
         df = _set_values(
             df, column, _pick_rows(rng, df.height, share), ["n/a", "unknown", "12 years"]
         )
         fmt = "csv"
     elif fault == "unseen_categories":
-        with_sets = _need(
-            _columns(spec, lambda n: spec.feature(n).allowed is not None),
-            fault,
-            "a categorical feature with an allowed set",
+        column = _pick_column(
             spec,
+            rng,
+            fault,
+            lambda n: spec.feature(n).allowed is not None,
+            "a categorical feature with an allowed set",
         )
-        column = with_sets[int(rng.integers(len(with_sets)))]
         df = _set_values(df, column, _pick_rows(rng, df.height, share), ["UNSEEN_A", "UNSEEN_B"])
     elif fault == "duplicate_ids":
         rows = _pick_rows(rng, df.height, share)
@@ -300,13 +312,9 @@ def _inject(
             pl.Series("unexpected_score", rng.random(df.height)),
         )
     elif fault == "long_strings":
-        strings = _need(
-            _columns(spec, lambda n: spec.feature(n).dtype == "string"),
-            fault,
-            "a string feature",
-            spec,
+        column = _pick_column(
+            spec, rng, fault, lambda n: spec.feature(n).dtype == "string", "a string feature"
         )
-        column = strings[int(rng.integers(len(strings)))]
         df = _set_values(df, column, _pick_rows(rng, df.height, share), ["x" * 10_000])
     elif fault == "wrong_id_type":
         if spec.id.dtype != "int":

@@ -20,7 +20,6 @@ a sortedness check, not a copy.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -34,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from pipelines.model_bundle import (
     CARD_FILE,
@@ -44,6 +43,7 @@ from pipelines.model_bundle import (
     ModelLoadError,
     load_bundle,
     load_metadata,
+    read_json_model,
 )
 from pipelines.spec import POLARS_DTYPES, DatasetSpec, DType, SpecError, load_spec
 
@@ -293,13 +293,9 @@ def publish_snapshot(
 
 def read_manifest(directory: Path) -> SnapshotManifest:
     """Read one snapshot's manifest; a missing or corrupt one raises SnapshotError."""
-    path = Path(directory) / MANIFEST_FILE
-    try:
-        return SnapshotManifest.model_validate(json.loads(path.read_text()))
-    except FileNotFoundError as exc:
-        raise SnapshotError(f"snapshot manifest not found: {path}") from exc
-    except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"snapshot manifest {path} is corrupt: {exc}") from exc
+    return read_json_model(
+        Path(directory) / MANIFEST_FILE, SnapshotManifest, SnapshotError, "snapshot manifest"
+    )
 
 
 def current_id(snapshots_dir: Path) -> str | None:

@@ -78,18 +78,6 @@ class Metrics:
         with self._lock:
             self.snapshot = info
 
-    def request_count(self, route: str, status: int | None = None) -> int:
-        with self._lock:
-            return sum(
-                n
-                for (_, r, s), n in self._requests.items()
-                if r == route and (status is None or s == str(status))
-            )
-
-    def reload_count(self, result: str) -> int:
-        with self._lock:
-            return self._reloads.get(result, 0)
-
     def render(self) -> str:
         """The Prometheus text exposition of every metric."""
         out: list[str] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from catboost import CatBoostClassifier
@@ -18,6 +19,40 @@ from pipelines.model_bundle import ModelMetadata, save_bundle
 from pipelines.registry import ChampionRef
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
+
+
+def fit_model(
+    rows: pl.DataFrame, spec: DatasetSpec, *, seed: int, iterations: int = 30
+) -> CatBoostClassifier:
+    """A small real CatBoost fit on ``rows`` (depth 4, 2 threads)."""
+    model = CatBoostClassifier(
+        iterations=iterations,
+        depth=4,
+        thread_count=2,
+        random_seed=seed,
+        verbose=0,
+        allow_writing_files=False,
+        cat_features=spec.categorical_names,
+    )
+    model.fit(prepare_features(rows, spec), rows[spec.target.name].to_numpy())
+    return model
+
+
+def bundle_metadata(
+    spec: DatasetSpec, *, version: str, threshold: float = 0.5, **extra: Any
+) -> ModelMetadata:
+    """The metadata of a test model of the bundled spec (``extra``: any other field)."""
+    fields: dict[str, Any] = {"trained_at": datetime.now(UTC)} | extra
+    return ModelMetadata(
+        name="employment",
+        version=version,
+        spec_name=spec.name,
+        features=spec.feature_names,
+        categorical=spec.categorical_names,
+        threshold=threshold,
+        threshold_policy="fixed 0.5 (test)",
+        **fields,
+    )
 
 
 def train_bundle(
@@ -32,28 +67,8 @@ def train_bundle(
     threshold: float = 0.5,
 ) -> ChampionRef:
     """Fit a small CatBoost model on ACS rows and save it as a model bundle."""
-    train = acs.sample(rows, seed=seed)
-    model = CatBoostClassifier(
-        iterations=iterations,
-        depth=4,
-        thread_count=2,
-        random_seed=seed,
-        verbose=0,
-        allow_writing_files=False,
-        cat_features=spec.categorical_names,
-    )
-    model.fit(prepare_features(train, spec), train[spec.target.name].to_numpy())
-    metadata = ModelMetadata(
-        name="employment",
-        version=version,
-        spec_name=spec.name,
-        features=spec.feature_names,
-        categorical=spec.categorical_names,
-        threshold=threshold,
-        threshold_policy="fixed 0.5 (test)",
-        trained_at=datetime.now(UTC),
-    )
-    save_bundle(model, metadata, directory)
+    model = fit_model(acs.sample(rows, seed=seed), spec, seed=seed, iterations=iterations)
+    save_bundle(model, bundle_metadata(spec, version=version, threshold=threshold), directory)
     return ChampionRef(name="employment", version=version, model_dir=directory)
 
 

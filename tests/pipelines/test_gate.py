@@ -7,14 +7,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from retraining_support import build_tables
 
 from pipelines.evaluation import ScoredModel, evaluate_models
 from pipelines.gate import GateParams, decide, force
-from pipelines.settings import BUNDLED_SPEC
-from pipelines.spec import DatasetSpec, load_spec
+from pipelines.spec import DatasetSpec
 from pipelines.training import TrainingParams, fit_catboost, train_challenger
-from pipelines.training_set import SplitParams, build_training_set, select_batches, split_frame
+from pipelines.training_set import split_frame
 
 GATE = GateParams(
     primary_metric="roc_auc",
@@ -98,26 +96,23 @@ def test_force_needs_a_reason_and_is_recorded() -> None:
     assert forced.to_dict()["reasons"][0] == "forced: hotfix approved by risk team"
 
 
-@pytest.fixture(scope="module")
-def frame(acs: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
-    spec = load_spec(BUNDLED_SPEC)
-    root = build_tables(acs, spec, tmp_path_factory.mktemp("tables"), rows_per_year=2000)
-    split = SplitParams(window_batches=8, validation_batches=1, holdout_batches=2, min_rows=100)
-    return build_training_set(select_batches(root, split), spec, root, split)
-
-
 def test_gate_refuses_shuffled_labels_and_accepts_a_better_model(
-    frame: pl.DataFrame, spec: DatasetSpec
+    training_frame: pl.DataFrame, spec: DatasetSpec
 ) -> None:
     params = TrainingParams(iterations=60, depth=4)
-    champion = train_challenger(frame, spec, params, name="e", data_version="x")
+    champion = train_challenger(training_frame, spec, params, name="e", data_version="x")
     rng = np.random.default_rng(0)
-    shuffled = frame.with_columns(pl.Series("label", rng.permutation(frame["label"].to_numpy())))
+    shuffled = training_frame.with_columns(
+        pl.Series("label", rng.permutation(training_frame["label"].to_numpy()))
+    )
     shuffled = pl.concat(
-        [shuffled.filter(pl.col("split") != "holdout"), frame.filter(pl.col("split") == "holdout")]
+        [
+            shuffled.filter(pl.col("split") != "holdout"),
+            training_frame.filter(pl.col("split") == "holdout"),
+        ]
     )
     noise = train_challenger(shuffled, spec, params, name="e", data_version="y")
-    holdout = split_frame(frame, "holdout")
+    holdout = split_frame(training_frame, "holdout")
     evaluation = evaluate_models(
         holdout,
         spec,
@@ -130,7 +125,9 @@ def test_gate_refuses_shuffled_labels_and_accepts_a_better_model(
     assert not refused.promote
     assert refused.challenger_value is not None and refused.challenger_value < 0.65
     # A weak champion (depth 1, 3 iterations) is beaten by the real model.
-    weak = fit_catboost(split_frame(frame, "train"), None, spec, params, depth=1, iterations=3)
+    weak = fit_catboost(
+        split_frame(training_frame, "train"), None, spec, params, depth=1, iterations=3
+    )
     evaluation = evaluate_models(
         holdout,
         spec,

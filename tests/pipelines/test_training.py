@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from retraining_support import build_tables
 
 from pipelines.model_bundle import load_bundle, save_bundle
 from pipelines.model_card import render_card
-from pipelines.settings import BUNDLED_SPEC
-from pipelines.spec import DatasetSpec, load_spec
+from pipelines.spec import DatasetSpec
 from pipelines.training import (
     TrainingError,
     TrainingParams,
@@ -21,17 +19,9 @@ from pipelines.training import (
     reference_profile,
     train_challenger,
 )
-from pipelines.training_set import SplitParams, build_training_set, select_batches, split_frame
+from pipelines.training_set import split_frame
 
 PARAMS = TrainingParams(iterations=60, depth=4, early_stopping_rounds=20)
-
-
-@pytest.fixture(scope="module")
-def training_set(acs: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
-    spec = load_spec(BUNDLED_SPEC)
-    root = build_tables(acs, spec, tmp_path_factory.mktemp("tables"), rows_per_year=2000)
-    split = SplitParams(window_batches=8, validation_batches=1, holdout_batches=2, min_rows=100)
-    return build_training_set(select_batches(root, split), spec, root, split)
 
 
 def _train(frame: pl.DataFrame, spec: DatasetSpec, params: TrainingParams = PARAMS):
@@ -41,10 +31,10 @@ def _train(frame: pl.DataFrame, spec: DatasetSpec, params: TrainingParams = PARA
 
 
 def test_two_trainings_on_the_same_data_predict_identically(
-    training_set: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
+    training_frame: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
 ) -> None:
-    holdout = split_frame(training_set, "holdout")
-    first, second = _train(training_set, spec), _train(training_set, spec)
+    holdout = split_frame(training_frame, "holdout")
+    first, second = _train(training_frame, spec), _train(training_frame, spec)
     a = predict_scores(first.model, holdout, spec)
     b = predict_scores(second.model, holdout, spec)
     assert np.array_equal(a, b)
@@ -55,20 +45,20 @@ def test_two_trainings_on_the_same_data_predict_identically(
 
 
 def test_thread_count_does_not_change_predictions(
-    training_set: pl.DataFrame, spec: DatasetSpec
+    training_frame: pl.DataFrame, spec: DatasetSpec
 ) -> None:
-    holdout = split_frame(training_set, "holdout")
-    one = _train(training_set, spec, PARAMS.model_copy(update={"thread_count": 1}))
-    two = _train(training_set, spec, PARAMS.model_copy(update={"thread_count": 2}))
+    holdout = split_frame(training_frame, "holdout")
+    one = _train(training_frame, spec, PARAMS.model_copy(update={"thread_count": 1}))
+    two = _train(training_frame, spec, PARAMS.model_copy(update={"thread_count": 2}))
     assert np.array_equal(
         predict_scores(one.model, holdout, spec), predict_scores(two.model, holdout, spec)
     )
 
 
 def test_metadata_and_bundle_round_trip(
-    training_set: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
+    training_frame: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
 ) -> None:
-    trained = _train(training_set, spec)
+    trained = _train(training_frame, spec)
     meta = trained.metadata
     assert meta.features == spec.feature_names
     assert meta.categorical == spec.categorical_names
@@ -80,7 +70,7 @@ def test_metadata_and_bundle_round_trip(
     # The entity id is never a feature.
     assert spec.id.name not in list(trained.model.feature_names_)
     bundle = load_bundle(save_bundle(trained.model, meta, tmp_path / "model"))
-    holdout = split_frame(training_set, "holdout")
+    holdout = split_frame(training_frame, "holdout")
     assert np.array_equal(
         predict_scores(bundle.model, holdout, spec), predict_scores(trained.model, holdout, spec)
     )
@@ -89,9 +79,9 @@ def test_metadata_and_bundle_round_trip(
 
 
 def test_reference_profile_describes_training_rows(
-    training_set: pl.DataFrame, spec: DatasetSpec
+    training_frame: pl.DataFrame, spec: DatasetSpec
 ) -> None:
-    profile = reference_profile(split_frame(training_set, "train"), spec, bins=10)
+    profile = reference_profile(split_frame(training_frame, "train"), spec, bins=10)
     age = profile["features"]["AGEP"]
     assert age["kind"] == "numeric"
     assert sum(age["bin_shares"]) == pytest.approx(1.0, abs=1e-4)
@@ -109,15 +99,17 @@ def test_threshold_policies() -> None:
     assert choose_threshold(labels, scores, "fixed", 0.3) == 0.3
 
 
-def test_fixed_threshold_policy_is_recorded(training_set: pl.DataFrame, spec: DatasetSpec) -> None:
+def test_fixed_threshold_policy_is_recorded(
+    training_frame: pl.DataFrame, spec: DatasetSpec
+) -> None:
     params = PARAMS.model_copy(update={"threshold_policy": "fixed", "threshold": 0.3})
-    assert _train(training_set, spec, params).metadata.threshold == 0.3
+    assert _train(training_frame, spec, params).metadata.threshold == 0.3
 
 
 def test_training_without_validation_rows_is_refused(
-    training_set: pl.DataFrame, spec: DatasetSpec
+    training_frame: pl.DataFrame, spec: DatasetSpec
 ) -> None:
-    only_train = training_set.filter(pl.col("split") == "train")
+    only_train = training_frame.filter(pl.col("split") == "train")
     with pytest.raises(TrainingError, match="validation rows"):
         _train(only_train, spec)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from retraining_support import build_tables
 
 from pipelines.evaluation import (
     EvaluationError,
@@ -20,10 +19,9 @@ from pipelines.evaluation import (
 )
 from pipelines.model_bundle import ModelMetadata
 from pipelines.model_card import render_card
-from pipelines.settings import BUNDLED_SPEC
-from pipelines.spec import DatasetSpec, load_spec
+from pipelines.spec import DatasetSpec
 from pipelines.training import TrainingParams, fit_catboost, train_challenger
-from pipelines.training_set import SplitParams, build_training_set, select_batches, split_frame
+from pipelines.training_set import split_frame
 
 
 def test_score_metrics_on_known_numbers() -> None:
@@ -47,23 +45,17 @@ def test_calibration_bins_count_every_row() -> None:
     assert all(abs(p["mean_predicted"] - p["fraction_positive"]) < 0.12 for p in curve)
 
 
-@pytest.fixture(scope="module")
-def frame(acs: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
-    spec = load_spec(BUNDLED_SPEC)
-    root = build_tables(acs, spec, tmp_path_factory.mktemp("tables"), rows_per_year=2000)
-    split = SplitParams(window_batches=8, validation_batches=1, holdout_batches=2, min_rows=100)
-    return build_training_set(select_batches(root, split), spec, root, split)
-
-
 def test_evaluation_writes_metrics_plots_and_pngs(
-    frame: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
+    training_frame: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
 ) -> None:
     params = TrainingParams(iterations=50, depth=4)
     trained = train_challenger(
-        frame, spec, params, name="employment", data_version="d", version="v1"
+        training_frame, spec, params, name="employment", data_version="d", version="v1"
     )
-    baseline = fit_catboost(split_frame(frame, "train"), None, spec, params, depth=2, iterations=10)
-    holdout = split_frame(frame, "holdout")
+    baseline = fit_catboost(
+        split_frame(training_frame, "train"), None, spec, params, depth=2, iterations=10
+    )
+    holdout = split_frame(training_frame, "holdout")
     evaluation = evaluate_models(
         holdout,
         spec,
@@ -96,13 +88,15 @@ def test_evaluation_writes_metrics_plots_and_pngs(
     assert "## Holdout evaluation (1000 rows" in card and "## Gate decision: promote" in card
 
 
-def test_model_that_cannot_score_is_a_clear_error(frame: pl.DataFrame, spec: DatasetSpec) -> None:
+def test_model_that_cannot_score_is_a_clear_error(
+    training_frame: pl.DataFrame, spec: DatasetSpec
+) -> None:
     params = TrainingParams(iterations=5, depth=2)
-    trained = train_challenger(frame, spec, params, name="e", data_version="d")
+    trained = train_challenger(training_frame, spec, params, name="e", data_version="d")
     spec.features = [f for f in spec.features if f.name != "AGEP"]
     with pytest.raises(EvaluationError, match="challenger model"):
         evaluate_models(
-            split_frame(frame, "holdout"),
+            split_frame(training_frame, "holdout"),
             spec,
             [ScoredModel("challenger", trained.model, 0.5, "v1")],
         )

@@ -110,3 +110,12 @@ def test_no_tables_is_a_clear_error(tmp_path: Path) -> None:
 def test_window_must_exceed_validation_plus_holdout() -> None:
     with pytest.raises(ValueError, match="window_batches"):
         SplitParams(window_batches=3, validation_batches=1, holdout_batches=2)
+
+
+def test_until_caps_the_window_at_a_batch(tables: str) -> None:
+    selection = select_batches(tables, SPLIT.model_copy(update={"until": "2016-01"}))
+    assert selection.train == ["2015-01", "2015-02"]
+    assert selection.validation == ["2015-03"]
+    assert selection.holdout == ["2015-04", "2016-01"]
+    with pytest.raises(TrainingSetError, match=r"up to split\.until '2015-03'"):
+        select_batches(tables, SPLIT.model_copy(update={"until": "2015-03"}))

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
-from catboost import CatBoostClassifier
+from scoring_support import bundle_metadata, fit_model
 
 from pipelines.explanations import reason_codes, shap_values
 from pipelines.features import prepare_features
-from pipelines.model_bundle import ModelMetadata, load_bundle, save_bundle
+from pipelines.model_bundle import load_bundle, save_bundle
 from pipelines.spec import DatasetSpec
 
 TOKEN = "test-admin-token-0123456789abcdef"
@@ -28,29 +28,14 @@ def fit_bundle(
     rows: pl.DataFrame, spec: DatasetSpec, directory: Path, *, version: str, seed: int
 ) -> Path:
     """Fit a 30-iteration CatBoost model on ``rows`` and save it as a model bundle."""
-    model = CatBoostClassifier(
-        iterations=30,
-        depth=4,
-        random_seed=seed,
-        thread_count=2,
-        verbose=0,
-        cat_features=spec.categorical_names,
-        allow_writing_files=False,
-    )
-    model.fit(prepare_features(rows, spec), rows[spec.target.name].to_numpy())
-    metadata = ModelMetadata(
-        name="employment",
+    metadata = bundle_metadata(
+        spec,
         version=version,
-        spec_name=spec.name,
-        features=spec.feature_names,
-        categorical=spec.categorical_names,
-        threshold=0.5,
-        threshold_policy="fixed 0.5 (test)",
         data_version=f"data-{seed}",
         trained_at=datetime(2026, 1, seed, tzinfo=UTC),
         metrics={"roc_auc": 0.8 + seed / 100},
     )
-    save_bundle(model, metadata, directory)
+    save_bundle(fit_model(rows, spec, seed=seed), metadata, directory)
     (directory / "card.md").write_text(f"# employment {version}\n\nA test model, seed {seed}.\n")
     return directory
 
