@@ -1,5 +1,9 @@
-"""Run the ingestion assets in-process on a persistent instance (what the demo and tests use).
+"""Run assets in-process on a persistent instance (what the demo and tests use).
 
+Ingestion (one run per batch partition), retraining (the ``retraining`` assets in one run, the
+blocking ``gate`` check stopping ``champion``), the serving snapshot (``serving_snapshot``, which
+rescores the population first), the rescore-on-promotion sensor evaluated once, and the
+monitoring assets per batch. Every run lands in the instance the UI opens (``make ui``).
 ``pipelines.demo`` loads this module lazily, so ``pipelines/`` itself never imports Dagster.
 """
 
@@ -11,9 +15,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import ingestion
+from assets import ingestion, monitoring, scoring, training
 from assets.partitions import BATCHES
-from assets.resources import RESOURCES
+from assets.resources import RESOURCES, ScoreloopResource
 
 RECORD_ASSETS: list[dg.AssetsDefinition | dg.AssetChecksDefinition] = [
     ingestion.raw_batch,
@@ -36,6 +40,8 @@ class BatchRun:
     materialized: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Metadata of every asset check evaluated in the run, by check name (values as plain text).
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def run_errors(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -65,7 +71,21 @@ def summarize(batch_id: str, result: dg.ExecuteInProcessResult) -> BatchRun:
         ),
         failed_checks=[e.check_name for e in result.get_asset_check_evaluations() if not e.passed],
         errors=run_errors(result),
+        checks={
+            e.check_name: {k: _text(v) for k, v in e.metadata.items()}
+            for e in result.get_asset_check_evaluations()
+        },
     )
+
+
+def _text(value: dg.MetadataValue) -> str:
+    return str(getattr(value, "value", value))
+
+
+#: Console logger at CRITICAL: the event log in the instance keeps everything for the UI, the
+#: console stays quiet (the demo prints its own summary).
+QUIET: dict[str, object] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+DEMO_TAGS = {"scoreloop/source": "demo"}
 
 
 def materialize_batch(
@@ -81,10 +101,8 @@ def materialize_batch(
         partition_key=batch_id,
         resources=RESOURCES,
         raise_on_error=False,
-        tags={"scoreloop/source": "demo"},
-        # The event log keeps everything for the UI; the console stays quiet (the demo prints
-        # its own summary).
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        tags=DEMO_TAGS,
+        run_config=QUIET,
     )
     return summarize(batch_id, result)
 
@@ -99,6 +117,95 @@ def ingest_batches(
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for batch_id, records, labels in batches:
             run = materialize_batch(instance, batch_id, records=records, labels=labels)
+            runs.append(run)
+            if on_done is not None:
+                on_done(run)
+    return runs
+
+
+RETRAINING_ASSETS: list[dg.AssetsDefinition] = [
+    training.training_set,
+    training.challenger,
+    training.evaluation,
+    training.champion,
+]
+MONITORING_ASSETS: list[dg.AssetsDefinition] = [monitoring.drift, monitoring.performance]
+
+
+def _resources(params_path: Path | None) -> dict[str, ScoreloopResource]:
+    if params_path is None:
+        return RESOURCES
+    return {"scoreloop": ScoreloopResource(params_path=str(params_path))}
+
+
+def run_retraining(
+    dagster_home: Path, *, params_path: Path | None = None, tags: dict[str, str] | None = None
+) -> BatchRun:
+    """One run of the ``retraining`` assets: training_set -> challenger -> evaluation (+ the
+    blocking ``gate`` check) -> champion. A refused challenger fails the gate check, so
+    ``champion`` is not materialised (``"champion" not in run.materialized``).
+
+    ``params_path`` overrides ``settings.params_path`` for this run only (the demo's first
+    champion uses a copy of params.yaml with ``split.until`` set).
+    """
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        result = dg.materialize(
+            RETRAINING_ASSETS,
+            instance=instance,
+            resources=_resources(params_path),
+            raise_on_error=False,
+            tags={**DEMO_TAGS, **(tags or {})},
+            run_config=QUIET,
+        )
+        return summarize("", result)
+
+
+def publish_snapshot(dagster_home: Path, *, tags: dict[str, str] | None = None) -> BatchRun:
+    """One run of ``serving_snapshot`` (= ``rescore_job``): every accepted batch lacking the
+    champion's scores is scored (reported as ``scores`` partition materialisations), then one
+    serving snapshot is published."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        result = dg.materialize(
+            [scoring.serving_snapshot],
+            instance=instance,
+            resources=RESOURCES,
+            raise_on_error=False,
+            tags={**DEMO_TAGS, **(tags or {})},
+            run_config=QUIET,
+        )
+        return summarize("", result)
+
+
+def rescore_request(dagster_home: Path, cursor: str | None) -> dg.RunRequest | None:
+    """Evaluate ``champion_rescore_sensor`` once with ``cursor`` (the champion it last saw):
+    the run it requests when the champion changed, else None."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=RESOURCES)
+        outcome = scoring.champion_rescore_sensor(context)
+    if isinstance(outcome, dg.SensorResult) and outcome.run_requests:
+        return outcome.run_requests[0]
+    return None
+
+
+def monitor_batches(
+    dagster_home: Path,
+    batches: Iterable[str],
+    on_done: Callable[[BatchRun], None] | None = None,
+) -> Sequence[BatchRun]:
+    """Materialise ``drift`` and ``performance`` (with their warning checks) per batch."""
+    runs = []
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for batch_id in batches:
+            result = dg.materialize(
+                MONITORING_ASSETS,
+                instance=instance,
+                partition_key=batch_id,
+                resources=RESOURCES,
+                raise_on_error=False,
+                tags=DEMO_TAGS,
+                run_config=QUIET,
+            )
+            run = summarize(batch_id, result)
             runs.append(run)
             if on_done is not None:
                 on_done(run)

@@ -1,8 +1,9 @@
 """The training set: validated rows joined with their labels, split by event time.
 
 Only batches accepted on both sides (records and labels, :func:`pipelines.ingest.accepted_batches`)
-are used, and only the newest ``split.window_batches`` of them. Batch ids sort in event-time order
-(``2015-01`` < ``2015-02`` ...): the oldest batches of the window train the model, the next
+are used, and only the newest ``split.window_batches`` of them (none newer than ``split.until``
+when that is set: ``until: "2015-12"`` trains as of the end of 2015). Batch ids sort in event-time
+order (``2015-01`` < ``2015-02`` ...): the oldest batches of the window train the model, the next
 ``validation_batches`` drive early stopping and the threshold, and the newest ``holdout_batches``
 are held out for the comparison with the champion (an out-of-time holdout).
 
@@ -44,6 +45,11 @@ class SplitParams(BaseModel):
     validation_batches: int = Field(1, ge=1)
     holdout_batches: int = Field(2, ge=1)
     min_rows: int = Field(200, ge=1, description="Minimum labelled rows in every split.")
+    until: str | None = Field(
+        None,
+        description="Newest batch id the window may include (inclusive), to train as of a past "
+        "batch; None = the newest labelled batch.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SplitParams:
@@ -127,12 +133,16 @@ def select_batches(table_root: str, split: SplitParams) -> Selection:
         labelled = set(accepted_batches(table_root, "labels"))
     except FileNotFoundError as exc:
         raise TrainingSetError(f"no ingest log under {table_root}: {exc}") from exc
-    usable = sorted(records & labelled)[-split.window_batches :]
+    candidates = records & labelled
+    if split.until is not None:
+        candidates = {b for b in candidates if b <= split.until}
+    usable = sorted(candidates)[-split.window_batches :]
     needed = split.validation_batches + split.holdout_batches + 1
     if len(usable) < needed:
+        until = f" up to split.until {split.until!r}" if split.until is not None else ""
         raise TrainingSetError(
-            f"only {len(usable)} batch(es) are accepted with accepted labels under {table_root} "
-            f"({usable}); the split needs at least {needed} (1 train + "
+            f"only {len(usable)} batch(es){until} are accepted with accepted labels under "
+            f"{table_root} ({usable}); the split needs at least {needed} (1 train + "
             f"{split.validation_batches} validation + {split.holdout_batches} holdout)"
         )
     n_train = len(usable) - split.validation_batches - split.holdout_batches
