@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.cli_model import register_commands
-from pipelines.demo import demo_command, ui_command
+from pipelines.demo_cli import demo_command, ui_command
 from pipelines.monitoring_cli import monitor_command
 from pipelines.params import load_params
 from pipelines.scoring_cli import rescore_command, score_command

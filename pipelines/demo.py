@@ -28,7 +28,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -758,51 +757,6 @@ def run_demo(
         "the lookup service"
     )
     return ctx
-
-
-def demo_command(
-    limit: Annotated[
-        int | None, typer.Option(help="Only the first N batches (a quick look; default all).")
-    ] = None,
-    fresh: Annotated[
-        bool,
-        typer.Option(
-            "--fresh/--keep",
-            help="Wipe the state root first (default), or keep it and run the steps again on "
-            "top of it (re-ingest replaces batches; new challengers meet the current champion).",
-        ),
-    ] = True,
-) -> None:
-    """Run the whole loop on the bundled data through Dagster: land and ingest batches, train
-    and promote a champion, score and publish a snapshot, judge a challenger, monitor, serve."""
-    if limit is None and (env := os.environ.get("SCORELOOP_DEMO_LIMIT")):
-        limit = int(env)
-    settings = get_settings()
-    console = Console()
-    if fresh:
-        for warning in reset_state_root(settings):
-            console.print(f"[yellow]warning:[/yellow] {warning}")
-        console.print(f"fresh state root: {settings.state_root}")
-    run_demo(limit=limit, settings=settings, console=console)
-
-
-def ui_command(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 3000,
-) -> None:
-    """Open the Dagster UI (``dagster dev``) on the demo's persistent instance."""
-    settings = get_settings()
-    home = ensure_dagster_home(settings.dagster)
-    dagster = Path(sys.executable).with_name("dagster")
-    executable = str(dagster) if dagster.exists() else shutil.which("dagster")
-    if executable is None:
-        raise typer.BadParameter("the dagster executable is not installed in this environment")
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    # A shell started in the background leaves SIGINT ignored, and dagster dev then ignores
-    # Ctrl-C and SIGTERM (STACK.md trap 6): hand it the default handler.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    argv = [executable, "dev", "-m", "assets.definitions", "-h", host, "-p", str(port)]
-    os.execve(executable, argv, env)
 
 
 __all__ = [
