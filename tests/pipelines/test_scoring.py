@@ -378,3 +378,29 @@ def test_batches_scored_concurrently_by_separate_processes_all_land(
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     table = scores(settings)
     assert table.group_by("batch_id").len().sort("batch_id").rows() == [(b, ROWS) for b in ingested]
+
+
+def test_downstream_readers_query_the_table_as_the_readme_shows(
+    settings: Settings, ingested: list[str], models: tuple[ChampionRef, ChampionRef]
+) -> None:
+    """The reading recipes of README/docs/scoring.md: polars (Delta) and DuckDB over that frame."""
+    import duckdb
+
+    for champion in models:
+        scoring.score_batch("2015-01", champion=champion, params=small())
+    scoring.score_batch("2015-02", champion=models[1], params=small())
+    scored = pl.read_delta(scoring.scores_uri(settings))  # noqa: F841 - DuckDB reads it by name
+    counts = duckdb.sql(
+        "SELECT batch_id, model_version, count(*) AS n, avg(decision::INT) AS rate "
+        "FROM scored GROUP BY ALL ORDER BY ALL"
+    ).pl()
+    assert counts.select("batch_id", "model_version", "n").rows() == [
+        ("2015-01", "v0.0.1", ROWS),
+        ("2015-01", "v0.0.2", ROWS),
+        ("2015-02", "v0.0.2", ROWS),
+    ]
+    reasons = duckdb.sql(
+        "SELECT r.feature, r.contribution FROM (SELECT unnest(reasons) AS r FROM scored) "
+        "ORDER BY abs(r.contribution) DESC LIMIT 1"
+    ).fetchall()
+    assert reasons and reasons[0][0] in models[0].model_dir.joinpath("metadata.json").read_text()
