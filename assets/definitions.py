@@ -17,4 +17,16 @@ AREAS = [
     monitoring,
 ]
 
-defs = dg.Definitions.merge(*(area.defs for area in AREAS))
+#: Evaluates the eager conditions (a validated batch is scored, drift and performance follow its
+#: scores) without a person first switching on Dagster's default automation sensor in the UI.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "scoreloop_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs the assets whose automation conditions are met (scores, drift, performance, "
+    "serving_snapshot).",
+)
+
+defs = dg.Definitions.merge(
+    *(area.defs for area in AREAS), dg.Definitions(sensors=[automation_sensor])
+)

@@ -183,3 +183,21 @@ def test_resource_overrides_apply_on_top_of_the_environment(
     assert (custom.tables, custom.model_name) == ("s3://bucket/tables", "other")
     assert custom.state_root == settings.state_root
     assert ScoreloopResource(state_root=str(tmp_path)).settings().landing == tmp_path / "landing"
+
+
+def test_automation_sensor_runs_by_default_and_covers_the_eager_assets() -> None:
+    """Scoring a validated batch must not wait for a person to switch automation on."""
+    from assets.definitions import defs
+
+    sensor = defs.resolve_sensor_def("scoreloop_automation")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    graph = defs.resolve_asset_graph()
+    eager = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).automation_condition is not None
+    }
+    assert {"scores", "drift", "performance"} <= eager
+    covered = {k.to_user_string() for k in sensor.asset_selection.resolve(graph)}
+    assert eager <= covered
