@@ -42,11 +42,11 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
 
 
-async def get_snapshot(request: Request) -> Snapshot:
-    """The snapshot this request works with (taken once; a swap does not change it mid-request).
+def current_snapshot(request: Request) -> Snapshot:
+    """The store's current snapshot, read straight from the app state (503 when none yet).
 
-    It reads the store straight from the app state rather than through ``StoreDep``: one level of
-    dependency less on the lookup hot path.
+    The lookup routes call this directly (no dependency to solve on their hot path); every other
+    route takes it through :data:`SnapshotDep`.
     """
     store: SnapshotStore = request.app.state.store
     snapshot = store.current
@@ -57,6 +57,11 @@ async def get_snapshot(request: Request) -> Snapshot:
             f"({store.last_error or 'nothing published'})",
         )
     return snapshot
+
+
+async def get_snapshot(request: Request) -> Snapshot:
+    """The snapshot this request works with (taken once; a swap does not change it mid-request)."""
+    return current_snapshot(request)
 
 
 SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]

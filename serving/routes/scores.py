@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.routing import APIRoute
 
 from pipelines.spec import DType
-from serving.deps import SnapshotDep
+from serving.deps import current_snapshot
 from serving.index import EntityId
 from serving.schemas import MAX_LOOKUP_IDS, ErrorOut, LookupIntIn, LookupOut, LookupStrIn, ScoreOut
 from serving.store import Snapshot
 
+MAX_ID_LENGTH = 256
 ID_DESCRIPTION = "The entity id (type from the dataset spec's id column)."
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "Unknown entity id"},
@@ -21,14 +24,15 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _json(payload: object, status_code: int = 200) -> Response:
-    # Rows come from the Arrow buffers already JSON-ready: no re-validation on the hot path.
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     return Response(content=body, status_code=status_code, media_type="application/json")
 
 
 def _one(snapshot: Snapshot, entity_id: EntityId) -> Response:
-    row = snapshot.index.get(entity_id)
-    if row is None:
+    # The row's JSON bytes come straight from the Arrow buffers (ScoreIndex.json, orjson):
+    # returning a Response skips FastAPI's response-model validation and serialisation.
+    body = snapshot.index.get_json(entity_id)
+    if body is None:
         return _json(
             {
                 "detail": f"entity {entity_id!r} has no score in snapshot {snapshot.snapshot_id}",
@@ -37,27 +41,81 @@ def _one(snapshot: Snapshot, entity_id: EntityId) -> Response:
             },
             status.HTTP_404_NOT_FOUND,
         )
-    return _json(row)
+    return Response(content=body, media_type="application/json")
 
 
 def _many(snapshot: Snapshot, ids: list[int] | list[str]) -> Response:
-    unique: list[EntityId] = list(dict.fromkeys(ids))
-    found: list[dict[str, Any]] = []
+    found: list[bytes] = []
     missing: list[EntityId] = []
+    index = snapshot.index
+    unique: list[EntityId] = list(dict.fromkeys(ids))  # duplicates answered once, in order
     for entity_id in unique:
-        row = snapshot.index.get(entity_id)
+        row = index.get_json(entity_id)
         if row is None:
             missing.append(entity_id)
         else:
             found.append(row)
-    return _json(
-        {
-            "snapshot_id": snapshot.snapshot_id,
-            "model_version": snapshot.manifest.model_version,
-            "found": found,
-            "missing": missing,
-        }
+    # {"snapshot_id", "model_version", "found", "missing"}, the rows already encoded.
+    head = json.dumps(
+        {"snapshot_id": snapshot.snapshot_id, "model_version": snapshot.manifest.model_version},
+        separators=(",", ":"),
     )
+    body = b"".join(
+        (
+            head[:-1].encode(),
+            b',"found":[',
+            b",".join(found),
+            b'],"missing":',
+            json.dumps(missing, separators=(",", ":")).encode(),
+            b"}",
+        )
+    )
+    return Response(content=body, media_type="application/json")
+
+
+def _int_id(raw: str) -> int | None:
+    """A plain decimal id (what pydantic would also accept, with the same value) or None."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18 and (raw[0] != "0" or raw == "0"):
+        return int(raw)
+    return None
+
+
+def _str_id(raw: str) -> str | None:
+    """The id when pydantic would accept it unchanged (``max_length``), else None."""
+    return raw if len(raw) <= MAX_ID_LENGTH else None
+
+
+class _LookupRoute(APIRoute):
+    """``GET /scores/{entity_id}`` with a fast path for well-formed ids.
+
+    FastAPI's request handler solves the dependency graph (empty here) and validates the path
+    parameter with pydantic on every request, which cost about as much as the lookup itself. A
+    plainly valid id (``parse``: digits only without a leading zero, or a string of at most
+    256 characters) is answered directly; any other id goes through FastAPI's own handler, so
+    a malformed id gets FastAPI's 422 body. The endpoint's signature still declares the
+    parameter, so OpenAPI documents it as before. Routes with dependencies never take the fast
+    path.
+    """
+
+    parse: Callable[[str], EntityId | None] = staticmethod(_str_id)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        standard = super().get_route_handler()
+        if self.dependant.dependencies:
+            return standard
+        parse = self.parse
+
+        async def handler(request: Request) -> Response:
+            entity_id = parse(request.path_params["entity_id"])
+            if entity_id is None:
+                return await standard(request)
+            return _one(current_snapshot(request), entity_id)
+
+        return handler
+
+
+class _IntLookupRoute(_LookupRoute):
+    parse = staticmethod(_int_id)
 
 
 def build_router(id_dtype: DType) -> APIRouter:
@@ -70,34 +128,50 @@ def build_router(id_dtype: DType) -> APIRouter:
 
     if id_dtype == "int":
 
-        @router.get("/{entity_id}", response_model=ScoreOut, responses=RESPONSES)
         async def get_score(
-            snapshot: SnapshotDep, entity_id: int = Path(description=ID_DESCRIPTION)
+            request: Request, entity_id: int = Path(description=ID_DESCRIPTION)
         ) -> Response:
             """The latest score of one entity: score, decision, threshold, model, reasons."""
-            return _one(snapshot, entity_id)
+            return _one(current_snapshot(request), entity_id)
+
+        router.add_api_route(
+            "/{entity_id}",
+            get_score,
+            methods=["GET"],
+            response_model=ScoreOut,
+            responses=RESPONSES,
+            route_class_override=_IntLookupRoute,
+        )
 
         @router.post(
             "/lookup", response_model=LookupOut, responses=RESPONSES, description=lookup_doc
         )
-        async def lookup_int(snapshot: SnapshotDep, body: LookupIntIn) -> Response:
-            return _many(snapshot, body.ids)
+        async def lookup_int(request: Request, body: LookupIntIn) -> Response:
+            return _many(current_snapshot(request), body.ids)
 
     elif id_dtype == "string":
 
-        @router.get("/{entity_id}", response_model=ScoreOut, responses=RESPONSES)
         async def get_score_str(
-            snapshot: SnapshotDep,
-            entity_id: str = Path(description=ID_DESCRIPTION, max_length=256),
+            request: Request,
+            entity_id: str = Path(description=ID_DESCRIPTION, max_length=MAX_ID_LENGTH),
         ) -> Response:
             """The latest score of one entity: score, decision, threshold, model, reasons."""
-            return _one(snapshot, entity_id)
+            return _one(current_snapshot(request), entity_id)
+
+        router.add_api_route(
+            "/{entity_id}",
+            get_score_str,
+            methods=["GET"],
+            response_model=ScoreOut,
+            responses=RESPONSES,
+            route_class_override=_LookupRoute,
+        )
 
         @router.post(
             "/lookup", response_model=LookupOut, responses=RESPONSES, description=lookup_doc
         )
-        async def lookup_str(snapshot: SnapshotDep, body: LookupStrIn) -> Response:
-            return _many(snapshot, body.ids)
+        async def lookup_str(request: Request, body: LookupStrIn) -> Response:
+            return _many(current_snapshot(request), body.ids)
 
     else:
         raise ValueError(f"entity ids of dtype {id_dtype!r} cannot be served (use int or string)")

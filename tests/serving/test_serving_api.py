@@ -20,6 +20,7 @@ from pipelines.spec import DatasetSpec
 from serving.config import ConfigError, ServingSettings, check_admin_token
 from serving.deps import get_settings, get_snapshot
 from serving.main import create_app
+from serving.routes import scores
 from serving.schemas import MAX_LOOKUP_IDS
 
 
@@ -59,6 +60,28 @@ def test_malformed_id_is_422(client: TestClient, bad: str) -> None:
     response = client.get(f"/scores/{bad}")
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "entity_id"]
+
+
+def test_fast_lookup_path_answers_as_fastapi_does(
+    client: TestClient,
+    serving_settings: ServingSettings,
+    scores_v1: pl.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GET /scores/{id} answers well-formed ids without FastAPI's handler: same answers."""
+    known = str(scores_v1["entity_id"][3])
+    raws = [known, "0", "123456789012345678", "0" + known, "+" + known, "-" + known, "1_000",
+            " 7", "%C2%B2", "9" * 19, "9" * 25, "1.0"]  # fmt: skip
+    fast = {raw: client.get(f"/scores/{raw}") for raw in raws}
+    assert fast[known].status_code == 200 and fast["0"].status_code == 404
+    monkeypatch.setattr(scores._IntLookupRoute, "parse", staticmethod(lambda raw: None))
+    with TestClient(create_app(serving_settings)) as standard_client:
+        for raw in raws:
+            standard = standard_client.get(f"/scores/{raw}")
+            assert (fast[raw].status_code, fast[raw].json()) == (
+                standard.status_code,
+                standard.json(),
+            ), raw
 
 
 def test_lookup_many_returns_found_and_missing(client: TestClient, scores_v1: pl.DataFrame) -> None:
@@ -190,7 +213,8 @@ def test_no_snapshot_means_not_ready_and_503(state: Path) -> None:
 
 
 def test_snapshot_dependency_override(client: TestClient) -> None:
-    """Routes take the snapshot only through SnapshotDep: overriding it changes every answer."""
+    """Routes other than the lookups take the snapshot through SnapshotDep: overriding it
+    changes their answers (the /scores routes read the store from the app state directly)."""
     current = client.app.state.store.current  # type: ignore[attr-defined]
 
     def no_snapshot() -> Any:

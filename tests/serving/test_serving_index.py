@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pytest
 
 from pipelines.snapshot import open_scores, scores_schema
 from serving.index import ScoreIndex
@@ -95,3 +97,52 @@ def test_nulls_in_optional_columns_fall_back(tmp_path: Path) -> None:
     assert second["reasons"] == []
     assert first["expected_value"] is None and second["expected_value"] is None
     assert second["score"] == 1.0
+
+
+def test_json_is_the_row(tmp_path: Path) -> None:
+    """The JSON the lookup route sends has the values of ``row`` (also with non-ASCII text)."""
+    ids = sorted(["a", "é", 'q"uote', "z\\"], key=lambda s: s.encode())
+    frame = _frame(ids, "string").with_columns(
+        pl.Series(
+            "reasons",
+            [
+                [
+                    {"feature": "AGEP", "value": v, "contribution": 0.5},
+                    {"feature": "SCHL", "value": "x", "contribution": -1e-05},
+                ]
+                for v in ["35.0", "ünï", "", "a\nb"]
+            ],
+            dtype=scores_schema("string")["reasons"],
+        )
+    )
+    (tmp_path / "s").mkdir()
+    index = ScoreIndex(_mmapped(frame, tmp_path / "s"))
+    for i in range(len(ids)):
+        assert json.loads(index.json(i)) == index.row(i)
+        assert index.row(i)["reasons"][0]["value"] == ["35.0", "ünï", "", "a\nb"][i]
+    (tmp_path / "i").mkdir()
+    index = ScoreIndex(_mmapped(_frame([3, 7, 11], "int"), tmp_path / "i"))
+    assert [json.loads(index.json(i)) for i in range(3)] == [index.row(i) for i in range(3)]
+    assert index.get_json(4) is None
+
+
+def test_json_refuses_non_finite_numbers_and_handles_nulls(tmp_path: Path) -> None:
+    nan = pl.when(pl.col("entity_id") == 2).then(float("nan")).otherwise(pl.col("score"))
+    (tmp_path / "fast").mkdir()
+    index = ScoreIndex(
+        _mmapped(_frame([1, 2], "int").with_columns(nan.alias("score")), tmp_path / "fast")
+    )
+    assert index.json(0)
+    with pytest.raises(ValueError, match="non-finite"):
+        index.json(1)
+    frame = _frame([1, 2], "int").with_columns(
+        pl.when(pl.col("entity_id") == 2)
+        .then(float("nan"))
+        .otherwise(pl.col("score"))
+        .alias("score"),
+        pl.lit(None, dtype=pl.Float64).alias("expected_value"),
+    )
+    index = ScoreIndex(_mmapped(frame, tmp_path))
+    assert json.loads(index.json(0))["expected_value"] is None
+    with pytest.raises(ValueError, match="non-finite"):
+        index.json(1)
