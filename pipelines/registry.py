@@ -12,11 +12,13 @@ model directory locally (from the DVC cache or remote) so callers can ``load_bun
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -394,9 +396,43 @@ def previous_champion(settings: Settings) -> str | None:
     return None
 
 
+_lock = threading.RLock()
+_depth = 0
+
+
+@contextmanager
+def workspace_lock(settings: Settings) -> Iterator[None]:
+    """One writer at a time in the deployment repo: across processes (flock on a file beside
+    the repo) and threads; re-entrant, so a step called by ``train_all`` does not deadlock."""
+    global _depth
+    with _lock:
+        if _depth:
+            _depth += 1
+            try:
+                yield
+            finally:
+                _depth -= 1
+            return
+        path = settings.registry.parent / f".{settings.registry.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            _depth = 1
+            try:
+                yield
+            finally:
+                _depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def rollback(settings: Settings | None = None, *, reason: str = "") -> ChampionRef:
     """Put the previous champion back in ``prod``; the current one loses it."""
     settings = settings or get_settings()
+    with workspace_lock(settings):
+        return _rollback(settings, reason)
+
+
+def _rollback(settings: Settings, reason: str) -> ChampionRef:
     found = champion_version(settings)
     if found is None:
         raise RegistryError(f"no champion of {settings.model_name} to roll back from")

@@ -19,16 +19,13 @@ Every run ends with a commit, ``dvc push``, and for a trained model a GTO versio
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +51,7 @@ from pipelines.registry import (
     record_decision,
     register_version,
     version_commit,
+    workspace_lock,
 )
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -363,34 +361,6 @@ def stage_evaluate(repo: Path, settings: Settings) -> dict[str, Any]:
 
 
 # --- Steps: what Dagster assets and `scoreloop train` call -------------------------------------
-
-_lock = threading.RLock()
-_depth = 0
-
-
-@contextmanager
-def workspace_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time in the deployment repo: across processes (flock on a file beside
-    the repo) and threads; re-entrant, so a step called by ``train_all`` does not deadlock."""
-    global _depth
-    with _lock:
-        if _depth:
-            _depth += 1
-            try:
-                yield
-            finally:
-                _depth -= 1
-            return
-        path = settings.registry.parent / f".{settings.registry.name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            _depth = 1
-            try:
-                yield
-            finally:
-                _depth = 0
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _record(repo: Path, settings: Settings, stage: str, message: str) -> None:

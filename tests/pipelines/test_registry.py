@@ -161,3 +161,50 @@ def test_corrupted_model_file_is_never_promoted(
         promote_version(settings, broken)
     champion = resolve_champion(settings)
     assert champion is not None and champion.version == "v0.0.1"
+
+
+def test_rollback_waits_for_a_training_step_holding_the_workspace_lock(
+    settings: Settings, add_version: AddVersion, tmp_path: Path
+) -> None:
+    """Rollback takes the same lock as the training steps, so it never interleaves with one."""
+    v1 = add_version(3)
+    assign_champion(settings, v1)
+    assign_champion(settings, add_version(5))
+    lock = settings.registry.parent / f".{settings.registry.name}.lock"
+    released = tmp_path / "released"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, pathlib, sys, time\n"
+            f"handle = open({str(lock)!r}, 'w')\n"
+            "fcntl.flock(handle, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "time.sleep(6)\n"  # long enough for an unlocked rollback to finish meanwhile
+            f"pathlib.Path({str(released)!r}).write_text(repr(time.time()))\n"
+            "fcntl.flock(handle, fcntl.LOCK_UN)\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(rollback, settings, reason="while training")
+            assert holder.stdin is not None
+            holder.stdin.write("go\n")
+            holder.stdin.flush()
+            restored = pending.result(timeout=120)
+        # The rollback's decision was recorded only after the holder let go of the lock.
+        released_at = datetime.fromtimestamp(float(released.read_text()), UTC)
+        recorded_at = datetime.fromisoformat(decisions(settings)[-1]["recorded_at"])
+        assert decisions(settings)[-1]["reason"] == "while training"
+        assert recorded_at >= released_at
+        assert restored.version == v1
+    finally:
+        holder.kill()
+        holder.wait()
