@@ -47,7 +47,8 @@ def _run_request(
     if isinstance(result, dg.SkipReason):
         return [], cursor, result.skip_message
     assert isinstance(result, dg.SensorResult)
-    return list(result.run_requests or []), result.cursor, None
+    skip = result.skip_reason.skip_message if result.skip_reason else None
+    return list(result.run_requests or []), result.cursor, skip
 
 
 def _launch(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
@@ -163,6 +164,12 @@ def test_validate_score_snapshot_then_promotion_rescores(
     republished = read_current(settings.snapshots)
     assert republished is not None and republished.snapshot_id != manifest.snapshot_id
     assert republished.model_version == "v0.0.2" and republished.row_count == 600
+
+    # A sensor without a cursor (a new instance, e.g. `make ui` after the demo) finds the
+    # snapshot already serving the champion: it records the version and requests nothing.
+    requests, fresh_cursor, skip = _run_request(instance, None)
+    assert requests == [] and fresh_cursor == "v0.0.2"
+    assert skip == f"snapshot {republished.snapshot_id} already serves v0.0.2"
 
 
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
