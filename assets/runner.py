@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -78,6 +79,27 @@ def summarize(batch_id: str, result: dg.ExecuteInProcessResult) -> BatchRun:
     )
 
 
+def _materialize(
+    instance: dg.DagsterInstance,
+    selection: Sequence[Any],
+    *,
+    partition_key: str | None = None,
+    resources: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> BatchRun:
+    """One in-process run on the persistent instance, quiet, never raising: its summary."""
+    result = dg.materialize(
+        selection,
+        instance=instance,
+        partition_key=partition_key,
+        resources=resources or RESOURCES,
+        raise_on_error=False,
+        tags={**DEMO_TAGS, **(tags or {})},
+        run_config=QUIET,
+    )
+    return summarize(partition_key or "", result)
+
+
 def _text(value: dg.MetadataValue) -> str:
     return str(getattr(value, "value", value))
 
@@ -95,16 +117,7 @@ def materialize_batch(
     selection = [*(RECORD_ASSETS if records else []), *(LABEL_ASSETS if labels else [])]
     if batch_id not in instance.get_dynamic_partitions(BATCHES):
         instance.add_dynamic_partitions(BATCHES, [batch_id])
-    result = dg.materialize(
-        selection,
-        instance=instance,
-        partition_key=batch_id,
-        resources=RESOURCES,
-        raise_on_error=False,
-        tags=DEMO_TAGS,
-        run_config=QUIET,
-    )
-    return summarize(batch_id, result)
+    return _materialize(instance, selection, partition_key=batch_id)
 
 
 def ingest_batches(
@@ -149,15 +162,9 @@ def run_retraining(
     champion uses a copy of params.yaml with ``split.until`` set).
     """
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        result = dg.materialize(
-            RETRAINING_ASSETS,
-            instance=instance,
-            resources=_resources(params_path),
-            raise_on_error=False,
-            tags={**DEMO_TAGS, **(tags or {})},
-            run_config=QUIET,
+        return _materialize(
+            instance, RETRAINING_ASSETS, resources=_resources(params_path), tags=tags
         )
-        return summarize("", result)
 
 
 def publish_snapshot(dagster_home: Path, *, tags: dict[str, str] | None = None) -> BatchRun:
@@ -165,15 +172,7 @@ def publish_snapshot(dagster_home: Path, *, tags: dict[str, str] | None = None) 
     champion's scores is scored (reported as ``scores`` partition materialisations), then one
     serving snapshot is published."""
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        result = dg.materialize(
-            [scoring.serving_snapshot],
-            instance=instance,
-            resources=RESOURCES,
-            raise_on_error=False,
-            tags={**DEMO_TAGS, **(tags or {})},
-            run_config=QUIET,
-        )
-        return summarize("", result)
+        return _materialize(instance, [scoring.serving_snapshot], tags=tags)
 
 
 def rescore_request(dagster_home: Path, cursor: str | None) -> dg.RunRequest | None:
@@ -196,16 +195,7 @@ def monitor_batches(
     runs = []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for batch_id in batches:
-            result = dg.materialize(
-                MONITORING_ASSETS,
-                instance=instance,
-                partition_key=batch_id,
-                resources=RESOURCES,
-                raise_on_error=False,
-                tags=DEMO_TAGS,
-                run_config=QUIET,
-            )
-            run = summarize(batch_id, result)
+            run = _materialize(instance, MONITORING_ASSETS, partition_key=batch_id)
             runs.append(run)
             if on_done is not None:
                 on_done(run)
