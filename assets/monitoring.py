@@ -20,7 +20,6 @@ Each body calls one ``pipelines`` function:
 import json
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,14 +33,14 @@ from pipelines.alerts import (
     Alert,
     alert_sinks,
     drift_alert,
-    ingest_alerts,
+    new_ingest_alerts,
     performance_alert,
     run_failure_alert,
     send_alert,
     stale_alert,
 )
 from pipelines.drift import drift_batch, plot_drift_history, psi_markdown, read_drift
-from pipelines.ingest import LOG_SCHEMA, accepted_batches, log_uri
+from pipelines.ingest import accepted_batches
 from pipelines.model_bundle import ModelLoadError
 from pipelines.monitoring import (
     Champion,
@@ -55,7 +54,6 @@ from pipelines.monitoring import (
 from pipelines.performance import performance_batch, plot_auc_history, read_performance
 from pipelines.registry import RegistryError
 from pipelines.settings import Settings
-from pipelines.tables import read_table
 
 GROUP = "monitoring"
 DRIFT = dg.AssetKey("drift")
@@ -324,21 +322,10 @@ def ingest_alert_sensor(
     """New refused/failed entries of the ingest logs become alerts (cursor: last seen time)."""
     settings = scoreloop.settings()
     since = json.loads(context.cursor) if context.cursor else {}
-    cursor = dict(since)
-    sent = 0
-    for kind in ("records", "labels"):
-        log_frame = read_table(log_uri(settings.tables, kind), schema=LOG_SCHEMA)
-        last = since.get(kind)
-        if last:
-            log_frame = log_frame.filter(pl.col("processed_at") > datetime.fromisoformat(last))
-        if log_frame.height:
-            newest = log_frame["processed_at"].max()
-            assert isinstance(newest, datetime)
-            cursor[kind] = newest.isoformat()
-        for alert in ingest_alerts(log_frame.sort("processed_at"), kind):
-            _deliver(alert, settings, context.log, "alert")
-            sent += 1
-    if not sent:
+    alerts, cursor = new_ingest_alerts(settings.tables, since)
+    for alert in alerts:
+        _deliver(alert, settings, context.log, "alert")
+    if not alerts:
         return dg.SensorResult(
             skip_reason="no new refused or failed batch", cursor=json.dumps(cursor)
         )

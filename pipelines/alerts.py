@@ -24,8 +24,10 @@ from typing import Any, Literal
 
 import polars as pl
 
+from pipelines.ingest import LOG_SCHEMA, log_uri
 from pipelines.params import load_params
 from pipelines.settings import Settings, get_settings
+from pipelines.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,23 @@ def ingest_alerts(log_frame: pl.DataFrame, kind: str = "records") -> list[Alert]
             )
         )
     return alerts
+
+
+def new_ingest_alerts(table_root: str, since: dict[str, str]) -> tuple[list[Alert], dict[str, str]]:
+    """Alerts for refused/failed ingest-log entries newer than ``since`` (kind -> ISO time of the
+    newest entry already seen), and the updated ``since`` to remember for the next call."""
+    seen = dict(since)
+    alerts: list[Alert] = []
+    for kind in ("records", "labels"):
+        log_frame = read_table(log_uri(table_root, kind), schema=LOG_SCHEMA)
+        if last := since.get(kind):
+            log_frame = log_frame.filter(pl.col("processed_at") > datetime.fromisoformat(last))
+        if log_frame.height:
+            newest = log_frame["processed_at"].max()
+            assert isinstance(newest, datetime)
+            seen[kind] = newest.isoformat()
+        alerts.extend(ingest_alerts(log_frame.sort("processed_at"), kind))
+    return alerts, seen
 
 
 def drift_alert(batch_id: str, model_version: str, drifted: pl.DataFrame) -> Alert | None:

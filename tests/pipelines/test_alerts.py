@@ -24,12 +24,14 @@ from pipelines.alerts import (
     alerts_path,
     drift_alert,
     ingest_alerts,
+    new_ingest_alerts,
     performance_alert,
     send_alert,
 )
 from pipelines.drift import DRIFT_SCHEMA
 from pipelines.ingest import LOG_SCHEMA
 from pipelines.settings import Settings, get_settings
+from pipelines.spec import DatasetSpec
 
 
 class Receiver:
@@ -219,3 +221,19 @@ def test_drift_and_performance_alerts() -> None:
     assert drop.kind == "performance_drop"
     assert performance_alert(metrics | {"roc_auc": 0.83}, 0.85, 0.03) is None
     assert performance_alert(metrics, None, 0.03) is None
+
+
+def test_new_ingest_alerts_reports_each_refused_or_failed_entry_once(
+    settings: Settings, acs: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    from scoring_support import ingest_batch
+
+    assert new_ingest_alerts(settings.tables, {}) == ([], {})
+    ingest_batch(settings, acs, spec, "2015-01", start=0, rows=200)
+    alerts, seen = new_ingest_alerts(settings.tables, {})
+    assert alerts == [] and set(seen) == {"records"}
+
+    ingest_batch(settings, acs, spec, "2015-02", start=200, rows=200, bad=50)
+    alerts, seen = new_ingest_alerts(settings.tables, seen)
+    assert [(a.kind, a.batch_id) for a in alerts] == [("batch_refused", "2015-02")]
+    assert new_ingest_alerts(settings.tables, seen) == ([], seen)
