@@ -26,6 +26,7 @@ from pipelines.features import FeatureMismatchError
 from pipelines.registry import RegistryError, resolve_champion
 from pipelines.scoring import (
     BatchScoreResult,
+    ScoreSummary,
     ScoringError,
     rescore_population,
     sample_markdown,
@@ -41,21 +42,28 @@ VALIDATED_BATCH = dg.AssetKey("validated_batch")
 RESCORE_TAG = "scoreloop/rescore"
 
 
+def distribution_metadata(summary: ScoreSummary) -> dict[str, Any]:
+    """Score distribution and sample rows, as shown on ``scores`` and ``serving_snapshot``."""
+    described = summary.describe()
+    return {
+        "decision_rate": dg.MetadataValue.float(float(described["decision_rate"])),
+        "score_mean": dg.MetadataValue.float(float(described["score_mean"] or 0.0)),
+        "score_min": dg.MetadataValue.float(float(described["score_min"] or 0.0)),
+        "score_max": dg.MetadataValue.float(float(described["score_max"] or 0.0)),
+        "score_histogram": dg.MetadataValue.json(described["score_histogram"]),
+        "sample": dg.MetadataValue.md(sample_markdown(summary.sample)),
+    }
+
+
 def batch_metadata(result: BatchScoreResult, uri: str) -> dict[str, Any]:
     """Dagster metadata of one scored batch."""
-    summary = result.summary.describe()
     return {
         "dagster/row_count": result.rows,
         "rows_scored": result.rows,
         "model": f"{result.model_name}:{result.model_version}",
         "model_version": result.model_version,
         "data_version": result.data_version or "",
-        "decision_rate": dg.MetadataValue.float(float(summary["decision_rate"])),
-        "score_mean": dg.MetadataValue.float(float(summary["score_mean"] or 0.0)),
-        "score_min": dg.MetadataValue.float(float(summary["score_min"] or 0.0)),
-        "score_max": dg.MetadataValue.float(float(summary["score_max"] or 0.0)),
-        "score_histogram": dg.MetadataValue.json(summary["score_histogram"]),
-        "sample": dg.MetadataValue.md(sample_markdown(result.summary.sample)),
+        **distribution_metadata(result.summary),
         "table_uri": dg.MetadataValue.path(uri),
         "table_version": result.table_version,
         "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
@@ -139,15 +147,7 @@ def serving_snapshot(
             description=f"no accepted batches under {settings.tables}: nothing to serve"
         )
     summary = outcome.snapshot_summary
-    distribution: dict[str, Any] = {}
-    if summary is not None:
-        described = summary.describe()
-        distribution = {
-            "decision_rate": dg.MetadataValue.float(float(described["decision_rate"])),
-            "score_mean": dg.MetadataValue.float(float(described["score_mean"] or 0.0)),
-            "score_histogram": dg.MetadataValue.json(described["score_histogram"]),
-            "sample": dg.MetadataValue.md(sample_markdown(summary.sample)),
-        }
+    distribution = distribution_metadata(summary) if summary is not None else {}
     return dg.MaterializeResult(
         metadata={
             **distribution,
