@@ -25,7 +25,7 @@ from pipelines.landing import (
 )
 from pipelines.params import load_params
 from pipelines.spec import load_spec
-from pipelines.validation import BatchReadError, Kind, file_version
+from pipelines.validate import BatchReadError, Kind, file_version
 
 GROUP = "ingestion"
 RAW_BATCH = dg.AssetKey("raw_batch")

@@ -49,11 +49,11 @@ from pipelines.monitoring import (
     current_champion,
     monitoring_params,
     reference_auc,
-    staleness,
 )
 from pipelines.performance import performance_batch, plot_auc_history, read_performance
 from pipelines.registry import RegistryError
 from pipelines.settings import Settings
+from pipelines.staleness import staleness
 
 GROUP = "monitoring"
 DRIFT = dg.AssetKey("drift")

@@ -4,7 +4,7 @@ Ingestion (one run per batch partition), retraining (the ``retraining`` assets i
 blocking ``gate`` check stopping ``champion``), the serving snapshot (``serving_snapshot``, which
 rescores the population first), the rescore-on-promotion sensor evaluated once, and the
 monitoring assets per batch. Every run lands in the instance the UI opens (``make ui``).
-``pipelines.demo`` loads this module lazily, so ``pipelines/`` itself never imports Dagster.
+The demo (``scoreloop.demo``) drives the loop through these functions.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Scoring: per-batch ``scores``, the ``serving_snapshot``, and the rescore-on-promotion sensor.
 
-Each body calls one ``pipelines.scoring`` function:
+Each body calls one ``pipelines.score`` function:
 
 - ``scores`` (one partition per batch) runs ``score_batch`` with the champion as soon as the
   batch's ``validated_batch`` is materialised (eager automation); a refused batch fails with a
@@ -24,7 +24,7 @@ from assets.partitions import batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.features import FeatureMismatchError
 from pipelines.registry import RegistryError, resolve_champion
-from pipelines.scoring import (
+from pipelines.score import (
     BatchScoreResult,
     ScoreSummary,
     ScoringError,

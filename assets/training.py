@@ -16,13 +16,13 @@ import dagster as dg
 
 from assets.metadata import bullet_list, png_markdown
 from assets.resources import RESOURCES, ScoreloopResource
-from pipelines.evaluation import EvaluationError
+from pipelines.evaluate import EvaluationError
 from pipelines.gate import GateParams, decide
 from pipelines.model_bundle import ModelLoadError
 from pipelines.params import load_params
 from pipelines.registry import RegistryError
 from pipelines.settings import Settings
-from pipelines.training import TrainingError
+from pipelines.train import TrainingError
 from pipelines.training_set import TrainingSetError
 from pipelines.workspace import (
     WorkspaceError,

@@ -37,7 +37,7 @@ from pipelines.features import prepare_features
 from pipelines.ingest import INGEST_LOG, LOG_SCHEMA, VALIDATED, log_uri, validated_schema
 from pipelines.model_bundle import ModelBundle, ModelMetadata, load_bundle, save_bundle
 from pipelines.registry import ChampionRef
-from pipelines.scoring import ScoringParams, score_batch, score_records
+from pipelines.score import ScoringParams, score_batch, score_records
 from pipelines.settings import BUNDLED_SPEC, get_settings
 from pipelines.spec import DatasetSpec, load_spec
 from pipelines.tables import table_uri, write_batch

@@ -1,6 +1,6 @@
 """Training-step overhead against bare CatBoost, in one process on the same rows.
 
-The training step (``pipelines.training.train_challenger``: shared feature prep, CatBoost fit with
+The training step (``pipelines.train.train_challenger``: shared feature prep, CatBoost fit with
 early stopping on the validation split, validation scoring, threshold choice, reference profile,
 metadata) vs a bare ``CatBoostClassifier.fit`` with the same parameters on the already prepared
 train/validation frames. Rows: the bundled ACS data of 2015 cut into 12 monthly batches (about
@@ -26,7 +26,7 @@ from pipelines.features import prepare_features
 from pipelines.params import load_params
 from pipelines.settings import BUNDLED_SPEC, PROJECT_ROOT
 from pipelines.spec import load_spec
-from pipelines.training import TrainingParams, train_challenger
+from pipelines.train import TrainingParams, train_challenger
 
 ROWS = int(os.environ.get("SCORELOOP_BENCH_TRAINING_ROWS", "0")) or None
 REPEATS = int(os.environ.get("SCORELOOP_BENCH_REPEATS", "3"))

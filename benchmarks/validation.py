@@ -19,7 +19,7 @@ import polars as pl
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.validation import MAX_STRING_LENGTH, validate_batch
+from pipelines.validate import MAX_STRING_LENGTH, validate_batch
 
 ROWS = int(os.environ.get("SCORELOOP_BENCH_ROWS", "1000000"))
 REPEATS = int(os.environ.get("SCORELOOP_BENCH_REPEATS", "5"))

@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import polars as pl
 
-from pipelines.ingest import LOG_SCHEMA, log_uri
+from pipelines.errors import ScoreloopError
+from pipelines.ingest import read_ingest_log
 from pipelines.params import load_params
 from pipelines.settings import Settings, get_settings
-from pipelines.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ WEBHOOK_ENV = "SCORELOOP_ALERT_WEBHOOK_URL"
 ALERTS_FILE = Path("alerts") / "alerts.jsonl"
 
 
-class AlertDeliveryError(RuntimeError):
+class AlertDeliveryError(ScoreloopError, RuntimeError):
     """An alert could not be delivered by a sink (the message names the sink and the cause)."""
 
 
@@ -194,7 +194,7 @@ def new_ingest_alerts(table_root: str, since: dict[str, str]) -> tuple[list[Aler
     seen = dict(since)
     alerts: list[Alert] = []
     for kind in ("records", "labels"):
-        log_frame = read_table(log_uri(table_root, kind), schema=LOG_SCHEMA)
+        log_frame = read_ingest_log(table_root, kind)
         if last := since.get(kind):
             log_frame = log_frame.filter(pl.col("processed_at") > datetime.fromisoformat(last))
         if log_frame.height:

@@ -1,6 +1,6 @@
 """Drift of a batch against the champion's training reference: per feature PSI and unseen share.
 
-The reference is ``ModelMetadata.reference_profile`` (written by :func:`pipelines.training.
+The reference is ``ModelMetadata.reference_profile`` (written by :func:`pipelines.train.
 reference_profile`): numeric features carry quantile ``bin_edges`` and ``bin_shares`` (of the
 non-null values) and a ``null_share``; categorical features the share of each value
 (``frequencies``, nulls counted as ``__missing__``). A model without a profile gets one from
@@ -114,10 +114,10 @@ def profile_frame(frame: pl.DataFrame, spec: DatasetSpec, bins: int = 10) -> dic
     """A reference profile of ``frame`` (spec features), in the format training writes.
 
     Used when a model's metadata carries no ``reference_profile``. It is
-    :func:`pipelines.training.reference_profile` itself; the positive rate (which needs labels)
+    :func:`pipelines.train.reference_profile` itself; the positive rate (which needs labels)
     is left out.
     """
-    from pipelines.training import reference_profile
+    from pipelines.train import reference_profile
     from pipelines.training_set import LABEL_COLUMN
 
     labelled = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias(LABEL_COLUMN))
@@ -218,7 +218,7 @@ def read_drift(settings: Settings | None = None, batch_id: str | None = None) ->
 
 def champion_scores(settings: Settings, model_version: str, batches: list[str]) -> pl.DataFrame:
     """``batch_id, score`` of ``model_version`` in ``batches`` (empty when none are scored)."""
-    from pipelines.scoring import SCORES
+    from pipelines.score import SCORES
 
     uri = table_uri(settings.tables, SCORES)
     if not batches or not table_exists(uri):

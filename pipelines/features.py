@@ -10,13 +10,14 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from pipelines.errors import ScoreloopError
 from pipelines.spec import DatasetSpec
 
 #: CatBoost refuses nulls in categorical columns; a missing category is its own level.
 MISSING_CATEGORY = "__missing__"
 
 
-class FeatureMismatchError(ValueError):
+class FeatureMismatchError(ScoreloopError, ValueError):
     """A model's feature list does not match the dataset spec or the data."""
 
 

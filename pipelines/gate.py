@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.evaluation import HIGHER_IS_BETTER
+from pipelines.evaluate import HIGHER_IS_BETTER
 from pipelines.params import Params
 
 Metric = Literal["roc_auc", "pr_auc", "log_loss", "brier"]
@@ -85,7 +85,7 @@ def _better(metric: str, a: float, b: float) -> float:
 
 
 def decide(evaluation: dict[str, Any], params: GateParams) -> GateDecision:
-    """Judge the challenger of an evaluation (see :func:`pipelines.evaluation.evaluate_models`)."""
+    """Judge the challenger of an evaluation (see :func:`pipelines.evaluate.evaluate_models`)."""
     metric = params.primary_metric
     models = evaluation.get("models", {})
     if "challenger" not in models:

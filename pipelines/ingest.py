@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines.spec import DatasetSpec
 from pipelines.tables import read_table, table_uri, write_batch
-from pipelines.validation import (
+from pipelines.validate import (
     QUARANTINE_SCHEMA,
     BatchReadError,
     Kind,
@@ -78,6 +78,14 @@ def labels_schema(spec: DatasetSpec) -> dict[str, pl.DataType]:
 
 def log_uri(root: str, kind: Kind) -> str:
     return table_uri(root, INGEST_LOG if kind == "records" else f"{LABELS}_{INGEST_LOG}")
+
+
+def read_ingest_log(
+    table_root: str, kind: Kind = "records", batch_id: str | None = None
+) -> pl.DataFrame:
+    """The ingest log of ``kind`` (one row per ingestion attempt), optionally of one batch; empty
+    (with the log's schema) before the first ingestion. The one reader of the log table."""
+    return read_table(log_uri(table_root, kind), batch_id=batch_id, schema=LOG_SCHEMA)
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.ingest import LOG_SCHEMA, IngestResult, log_uri, parse_landing_name
-from pipelines.tables import read_table, table_uri, table_version
-from pipelines.validation import Kind, file_version
+from pipelines.ingest import IngestResult, parse_landing_name, read_ingest_log
+from pipelines.tables import table_uri, table_version
+from pipelines.validate import Kind, file_version
 
 SUFFIXES = (".parquet", ".pq", ".csv")
 
@@ -84,7 +84,7 @@ def ingested_versions(table_root: str) -> dict[tuple[str, str], str]:
     """``{(source_file, data_version): status}`` of every ingestion that read its file."""
     seen: dict[tuple[str, str], str] = {}
     for kind in ("records", "labels"):
-        log = read_table(log_uri(table_root, kind), schema=LOG_SCHEMA)
+        log = read_ingest_log(table_root, kind)
         for row in log.filter(pl.col("data_version").is_not_null()).iter_rows(named=True):
             seen[(row["source_file"], row["data_version"])] = row["status"]
     return seen
@@ -125,7 +125,7 @@ def find_landed(landing: Path, kind: Kind, batch_id: str) -> Path:
 
 def ingest_log_entry(table_root: str, kind: Kind, batch_id: str) -> dict[str, Any] | None:
     """The latest ingest-log row for a batch (status, reject_rate, error, ...), or None."""
-    log = read_table(log_uri(table_root, kind), batch_id=batch_id, schema=LOG_SCHEMA)
+    log = read_ingest_log(table_root, kind, batch_id)
     if log.is_empty():
         return None
     return log.sort("processed_at").row(-1, named=True)

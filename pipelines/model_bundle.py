@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from catboost import CatBoostClassifier, CatBoostError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipelines.errors import ScoreloopError
+
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "card.md"
@@ -27,7 +29,7 @@ CARD_FILE = "card.md"
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ScoreloopError, RuntimeError):
     """A model directory is missing, incomplete or corrupt."""
 
 

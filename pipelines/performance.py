@@ -1,7 +1,7 @@
 """Realised performance of the champion on a batch once its labels have landed.
 
 The champion's scores of the batch (scores table) are joined with the batch's labels (labels
-table) on the entity id; the metrics are :func:`pipelines.evaluation.score_metrics`, the same
+table) on the entity id; the metrics are :func:`pipelines.evaluate.score_metrics`, the same
 numbers the holdout evaluation reports, so realised and expected performance compare directly.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipelines.evaluation import score_metrics
 from pipelines.ingest import LABELS, accepted_batches, labels_schema
+from pipelines.metrics import score_metrics
 from pipelines.monitoring import Champion, MonitoringError, current_champion
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -87,7 +87,7 @@ def labelled_scores(
     settings: Settings, spec: DatasetSpec, batch_id: str, model_version: str
 ) -> pl.DataFrame:
     """``entity_id, score, threshold, label`` of the batch's rows that are scored and labelled."""
-    from pipelines.scoring import SCORES
+    from pipelines.score import SCORES
 
     scores_uri = table_uri(settings.tables, SCORES)
     if not table_exists(scores_uri):

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import ScoreloopError
 from pipelines.model_bundle import METADATA_FILE, MODEL_FILE, ModelLoadError, load_metadata
 from pipelines.settings import Settings, get_settings
 
@@ -36,7 +37,7 @@ MODEL_PATH = "model"
 DECISIONS_DIR = "decisions"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ScoreloopError, RuntimeError):
     """The registry cannot answer or cannot do what was asked (message says why and how to fix)."""
 
 

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict
 
+from pipelines.errors import ScoreloopError
 from pipelines.model_bundle import (
     CARD_FILE,
     METADATA_FILE,
@@ -93,7 +94,7 @@ def arrow_scores_schema(id_dtype: DType) -> pa.Schema:
     return _to_arrow(pl.DataFrame(schema=scores_schema(id_dtype))).schema
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(ScoreloopError, RuntimeError):
     """A snapshot cannot be published or loaded; the message says which and why."""
 
 

@@ -14,6 +14,8 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.errors import ScoreloopError
+
 DType = Literal["int", "float", "string", "bool"]
 
 POLARS_DTYPES: dict[str, pl.DataType] = {
@@ -27,7 +29,7 @@ POLARS_DTYPES: dict[str, pl.DataType] = {
 MAX_INFERRED_CATEGORIES = 64
 
 
-class SpecError(ValueError):
+class SpecError(ScoreloopError, ValueError):
     """A spec file is malformed or does not match the data it describes."""
 
 

@@ -15,10 +15,12 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from pipelines.errors import ScoreloopError
+
 BATCH_COLUMN = "batch_id"
 
 
-class TableSchemaError(ValueError):
+class TableSchemaError(ScoreloopError, ValueError):
     """A frame does not match the declared schema of the table it is written to."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.errors import ScoreloopError
 from pipelines.ingest import LABELS, VALIDATED, accepted_batches, labels_schema, validated_schema
 from pipelines.params import Params
 from pipelines.spec import DatasetSpec
@@ -32,7 +33,7 @@ BATCH_COLUMN = "batch_id"
 SPLITS = ("train", "validation", "holdout")
 
 
-class TrainingSetError(ValueError):
+class TrainingSetError(ScoreloopError, ValueError):
     """The training set cannot be built (too few rows, one class, missing columns, ...)."""
 
 

@@ -32,7 +32,8 @@ from typing import Any
 import polars as pl
 import yaml
 
-from pipelines.evaluation import PLOT_FILES, ScoredModel, evaluate_models, write_evaluation
+from pipelines.errors import ScoreloopError
+from pipelines.evaluate import PLOT_FILES, ScoredModel, evaluate_models, write_evaluation
 from pipelines.gate import GateDecision, GateParams, decide
 from pipelines.gate import force as force_decision
 from pipelines.model_bundle import CARD_FILE, load_bundle, save_bundle
@@ -55,7 +56,7 @@ from pipelines.registry import (
 )
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.training import TrainingParams, fit_catboost, train_challenger
+from pipelines.train import TrainingParams, fit_catboost, train_challenger
 from pipelines.training_set import (
     Selection,
     SplitParams,
@@ -75,7 +76,7 @@ EVALUATION_DIR = "evaluation"
 GIT_USER = ("scoreloop", "scoreloop@localhost")
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(ScoreloopError, RuntimeError):
     """The deployment repo cannot be set up or a stage failed."""
 
 

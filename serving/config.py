@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr
 
+from pipelines.errors import ScoreloopError
 from pipelines.settings import Settings
 
 #: Tokens that mean "nobody set this"; the service refuses to start with them outside dev mode.
@@ -36,7 +37,7 @@ PLACEHOLDER_TOKENS = frozenset(
 MIN_TOKEN_LENGTH = 16
 
 
-class ConfigError(RuntimeError):
+class ConfigError(ScoreloopError, RuntimeError):
     """The service is configured in a way it must not start with."""
 
 

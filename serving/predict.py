@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipelines.explanations import reason_codes, shap_values
+from pipelines.errors import ScoreloopError
+from pipelines.explain import reason_codes, shap_values
 from pipelines.features import prepare_features
 from pipelines.spec import DatasetSpec
-from pipelines.validation import validate_batch
+from pipelines.validate import validate_batch
 from serving.store import Snapshot
 
 #: Stand-ins for the id and event-time columns when a record omits them (they are not features).
@@ -31,7 +32,7 @@ class FieldProblem:
     value: str | None
 
 
-class RecordError(ValueError):
+class RecordError(ScoreloopError, ValueError):
     """A posted record breaks the dataset spec; ``problems`` names each field and rule."""
 
     def __init__(self, problems: list[FieldProblem]) -> None:

@@ -1,29 +1,159 @@
-"""Package boundaries: ``pipelines`` runs without Dagster or the web stack, ``serving`` without
-orchestration, DVC/GTO or the training code. Every module of the package is imported in a fresh
-interpreter and the loaded modules are checked."""
+"""Package boundaries, read from the source: ``pipelines`` (the domain) imports no orchestration,
+web stack or front door, ``serving`` no orchestration, DVC/GTO or training code, and ``pipelines``
+has no import cycle. Imports inside functions and ``importlib``/``__import__`` calls count too.
+A second test imports every module in a fresh interpreter and checks what got loaded."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-PIPELINES_BANNED = ("dagster", "fastapi", "starlette", "uvicorn", "assets", "serving")
+ROOT = Path(__file__).resolve().parents[1]
+
+PIPELINES_BANNED = (
+    "dagster",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "typer",
+    "assets",
+    "serving",
+    "scoreloop",
+)
 SERVING_BANNED = (
     "dagster",
     "dvc",
     "gto",
     "assets",
     "sklearn",
-    "pipelines.training",
+    "scoreloop",
+    "pipelines.train",
     "pipelines.training_set",
-    "pipelines.evaluation",
+    "pipelines.evaluate",
     "pipelines.gate",
+    "pipelines.promote",
     "pipelines.registry",
-    "pipelines.workspace",
-    "pipelines.cli",
+    "pipelines.deployment_repo",
+    "pipelines.stages",
 )
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, module: str) -> Iterator[tuple[str, int]]:
+    """Every module ``tree`` imports (anywhere but under ``if TYPE_CHECKING:``), with its line."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.rsplit(".", node.level)[0]
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module or ""
+            yield name, node.lineno
+            for alias in node.names:
+                yield f"{name}.{alias.name}", node.lineno
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else func.id
+                if isinstance(func, ast.Name)
+                else ""
+            )
+            if called in ("import_module", "__import__") and node.args:
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    yield arg.value, node.lineno
+                else:
+                    yield "<dynamic import>", node.lineno
+
+
+def _modules(package: str) -> dict[str, Path]:
+    found = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _violations(package: str, banned: tuple[str, ...]) -> list[str]:
+    problems = []
+    for module, path in _modules(package).items():
+        for name, line in _imports(ast.parse(path.read_text()), module):
+            if name == "<dynamic import>" or any(
+                name == b or name.startswith(b + ".") for b in banned
+            ):
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("package", "banned"), [("pipelines", PIPELINES_BANNED), ("serving", SERVING_BANNED)]
+)
+def test_source_imports_stay_inside_their_boundary(package: str, banned: tuple[str, ...]) -> None:
+    assert len(_modules(package)) >= 5
+    assert _violations(package, banned) == []
+
+
+def test_the_source_check_sees_imports_inside_functions_and_importlib(tmp_path: Path) -> None:
+    code = "def f():\n    import dagster\n\nimportlib.import_module('assets.runner')\n"
+    names = {name for name, _ in _imports(ast.parse(code), "pipelines.x")}
+    assert {"dagster", "assets.runner"} <= names
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules("pipelines")
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = {name for name, _ in _imports(ast.parse(path.read_text()), module)}
+        graph[module] = {t for t in targets if t in modules and t != module}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_pipelines_has_no_import_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+    assert _cycle(_graph()) is None
+
 
 CODE = """
 import importlib, pkgutil, sys

@@ -19,7 +19,7 @@ from pipelines.ingest import accepted_batches
 from pipelines.landing import ingest_log_entry
 from pipelines.settings import Settings
 from pipelines.tables import read_table, table_uri
-from pipelines.validation import file_version
+from pipelines.validate import file_version
 
 Land = Callable[..., Path]
 

@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from monitoring_support import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
-from scoring_support import ingest_batch, promote_bundle
+from support.monitoring import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
+from support.scoring import ingest_batch, promote_bundle
 
 from assets import monitoring
 from assets.definitions import defs
@@ -22,7 +22,7 @@ from assets.resources import RESOURCES
 from pipelines.alerts import alerts_path
 from pipelines.drift import read_drift
 from pipelines.performance import read_performance
-from pipelines.scoring import score_batch
+from pipelines.score import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 

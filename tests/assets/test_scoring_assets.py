@@ -12,18 +12,18 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from scoring_support import promote_bundle, train_bundle
+from support.scoring import promote_bundle, train_bundle
 from typer.testing import CliRunner
 
 from assets import scoring as scoring_assets
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES
 from assets.runner import materialize_batch
-from pipelines.cli import app
-from pipelines.scoring import scores_uri
+from pipelines.score import scores_uri
 from pipelines.settings import Settings
 from pipelines.snapshot import load_snapshot, read_current
 from pipelines.spec import DatasetSpec
+from scoreloop.cli import app
 
 Land = Callable[..., Path]
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from pipelines.demo import STATE_MARKER, reset_state_root
 from pipelines.settings import PROJECT_ROOT, Settings
+from scoreloop.demo import STATE_MARKER, reset_state_root
 
 
 def test_fresh_wipes_a_state_root(state: Path, settings: Settings) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.training import TrainedModel, TrainingParams, train_challenger
+from pipelines.train import TrainedModel, TrainingParams, train_challenger
 
 SAMPLES = {"train": (2015, 15_000), "validation": (2016, 5_000), "holdout": (2018, 10_000)}
 

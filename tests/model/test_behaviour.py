@@ -11,7 +11,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from pipelines.spec import DatasetSpec
-from pipelines.training import TrainedModel, predict_scores
+from pipelines.train import TrainedModel, predict_scores
 
 #: Measured 2026-11-27 on this sample: ROC AUC 0.906 on the 2018 holdout; floor = that - 0.025.
 MIN_ROC_AUC = 0.88

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from retraining_support import build_tables
+from support.retraining import build_tables
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.spec import load_spec

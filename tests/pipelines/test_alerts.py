@@ -226,7 +226,7 @@ def test_drift_and_performance_alerts() -> None:
 def test_new_ingest_alerts_reports_each_refused_or_failed_entry_once(
     settings: Settings, acs: pl.DataFrame, spec: DatasetSpec
 ) -> None:
-    from scoring_support import ingest_batch
+    from support.scoring import ingest_batch
 
     assert new_ingest_alerts(settings.tables, {}) == ([], {})
     ingest_batch(settings, acs, spec, "2015-01", start=0, rows=200)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from monitoring_support import TRAIN_ROWS, ingest_records, make_champion
+from support.monitoring import TRAIN_ROWS, ingest_records, make_champion
 
 from pipelines.drift import (
     DRIFT_SCHEMA,
@@ -24,10 +24,10 @@ from pipelines.drift import (
     read_drift,
 )
 from pipelines.monitoring import MonitoringError, MonitoringParams
-from pipelines.scoring import score_batch
+from pipelines.score import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
-from pipelines.training import reference_profile
+from pipelines.train import reference_profile
 from pipelines.training_set import LABEL_COLUMN
 
 PARAMS = MonitoringParams()

@@ -17,19 +17,19 @@ import dagster as dg
 import polars as pl
 import pytest
 import yaml
-from retraining_support import build_tables
+from support.retraining import build_tables
 from typer.testing import CliRunner
 
 from assets.resources import ScoreloopResource
 from assets.training import challenger, champion, evaluation, training_set
-from pipelines.cli import app
 from pipelines.model_bundle import MODEL_FILE, load_bundle
 from pipelines.registry import decisions, list_versions, resolve_champion, version_commit
 from pipelines.settings import PROJECT_ROOT, Settings, get_settings
 from pipelines.spec import DatasetSpec
-from pipelines.training import predict_scores
+from pipelines.train import predict_scores
 from pipelines.training_set import split_frame
 from pipelines.workspace import TRAINING_SET, file_md5, lock_hash, status_clean
+from scoreloop.cli import app
 
 pytestmark = pytest.mark.slow
 ASSETS = [training_set, challenger, evaluation, champion]

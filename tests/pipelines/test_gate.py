@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.evaluation import ScoredModel, evaluate_models
+from pipelines.evaluate import ScoredModel, evaluate_models
 from pipelines.gate import GateParams, decide, force
 from pipelines.spec import DatasetSpec
-from pipelines.training import TrainingParams, fit_catboost, train_challenger
+from pipelines.train import TrainingParams, fit_catboost, train_challenger
 from pipelines.training_set import split_frame
 
 GATE = GateParams(

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.ingest import LOG_SCHEMA, VALIDATED, accepted_batches, ingest_file, log_uri
 from pipelines.params import load_params
-from pipelines.simulator import simulate
+from pipelines.simulate import simulate
 from pipelines.spec import load_spec
 from pipelines.tables import read_table, table_uri
-from pipelines.validation import BatchReadError
+from pipelines.validate import BatchReadError
+from scoreloop.cli import app
 
 
 def credit_table(rows: int = 1200, seed: int = 5) -> pl.DataFrame:

@@ -26,10 +26,10 @@ from pipelines.ingest import (
     parse_landing_name,
     validated_schema,
 )
-from pipelines.simulator import simulate
+from pipelines.simulate import simulate
 from pipelines.spec import DatasetSpec
 from pipelines.tables import read_table, table_uri, table_version
-from pipelines.validation import QUARANTINE_SCHEMA, BatchReadError
+from pipelines.validate import QUARANTINE_SCHEMA, BatchReadError
 
 MAX_REJECT_RATE = 0.05
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from monitoring_support import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+from support.monitoring import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
 
 from pipelines.monitoring import MonitoringError
 from pipelines.performance import (
@@ -18,7 +18,7 @@ from pipelines.performance import (
     plot_auc_history,
     read_performance,
 )
-from pipelines.scoring import score_batch
+from pipelines.score import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 from pipelines.tables import read_table, table_uri

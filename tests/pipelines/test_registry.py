@@ -14,7 +14,6 @@ import pytest
 from catboost import CatBoostClassifier
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.model_bundle import (
     MODEL_FILE,
     ModelLoadError,
@@ -35,6 +34,7 @@ from pipelines.registry import (
 )
 from pipelines.settings import Settings
 from pipelines.workspace import commit, dvc_add, init_workspace, promote_version, push
+from scoreloop.cli import app
 
 AddVersion = Callable[..., str]
 GTO = str(Path(sys.executable).parent / "gto")

@@ -8,23 +8,23 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from monitoring_support import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
-from scoring_support import promote_bundle
+from support.monitoring import TRAIN_ROWS, ingest_labels, ingest_records, make_champion
+from support.scoring import promote_bundle
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.drift import DRIFT_SCHEMA, read_drift
 from pipelines.model_bundle import ModelMetadata
 from pipelines.monitoring import (
     MonitoringParams,
     batches_since_training,
-    is_stale,
     reference_auc,
 )
 from pipelines.performance import PERFORMANCE_SCHEMA, read_performance
-from pipelines.scoring import score_batch
+from pipelines.score import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
+from pipelines.staleness import is_stale
+from scoreloop.cli import app
 
 PARAMS = MonitoringParams(
     window_batches=3, min_drifted_features=2, min_drifted_batches=2, auc_tolerance=0.03

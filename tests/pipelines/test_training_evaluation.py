@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.evaluation import (
+from pipelines.evaluate import (
     EvaluationError,
     ScoredModel,
     calibration,
@@ -20,7 +20,7 @@ from pipelines.evaluation import (
 from pipelines.model_bundle import ModelMetadata
 from pipelines.model_card import render_card
 from pipelines.spec import DatasetSpec
-from pipelines.training import TrainingParams, fit_catboost, train_challenger
+from pipelines.train import TrainingParams, fit_catboost, train_challenger
 from pipelines.training_set import split_frame
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from retraining_support import build_tables
+from support.retraining import build_tables
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.spec import ColumnSpec, DatasetSpec, load_spec

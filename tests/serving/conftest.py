@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 from pydantic import SecretStr
-from serving_support import TOKEN, fit_bundle, scores_frame
+from support.serving import TOKEN, fit_bundle, scores_frame
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import publish_snapshot

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 from pydantic import SecretStr
-from serving_support import TOKEN
 from starlette.testclient import TestClient
+from support.serving import TOKEN
 
 from pipelines.features import prepare_features
 from pipelines.model_bundle import load_bundle
@@ -125,8 +125,8 @@ def test_predict_gives_the_batch_score_for_the_same_record(
 def test_predict_matches_pipelines_scoring(
     client: TestClient, scored_rows: pl.DataFrame, bundle_v1: Path, spec: DatasetSpec
 ) -> None:
-    """Same record, same score as the batch scoring function of pipelines.scoring."""
-    scoring = pytest.importorskip("pipelines.scoring")
+    """Same record, same score as the batch scoring function of pipelines.score."""
+    scoring = pytest.importorskip("pipelines.score")
     rows = scored_rows.head(3)
     batch = scoring.score_records(load_bundle(bundle_v1), rows, spec, model_version="v0.0.1")
     for row, expected in zip(rows.iter_rows(named=True), batch.iter_rows(named=True), strict=True):

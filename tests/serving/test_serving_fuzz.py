@@ -9,8 +9,8 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from serving_support import TOKEN
 from starlette.testclient import TestClient
+from support.serving import TOKEN
 
 from serving.config import ServingSettings
 from serving.main import create_app

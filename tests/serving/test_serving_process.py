@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from serving_support import SCORELOOP, TOKEN, free_port, start_server, stop, wait_ready
+from support.serving import SCORELOOP, TOKEN, free_port, start_server, stop, wait_ready
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import SCORES_FILE, publish_snapshot
@@ -152,8 +152,8 @@ def test_serving_imports_no_orchestration_or_training_code() -> None:
     code = (
         "import sys, serving.main\n"
         "banned = ('dagster', 'dvc', 'gto', 'assets', 'sklearn')\n"
-        "internal = ('pipelines.training', 'pipelines.registry', 'pipelines.scoring',"
-        " 'pipelines.ingest', 'pipelines.workspace', 'pipelines.simulator', 'pipelines.cli')\n"
+        "internal = ('pipelines.train', 'pipelines.registry', 'pipelines.score',"
+        " 'pipelines.ingest', 'pipelines.workspace', 'pipelines.simulate', 'scoreloop.cli')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in banned or m in internal)\n"
         "print(','.join(bad))\n"
     )
@@ -163,7 +163,7 @@ def test_serving_imports_no_orchestration_or_training_code() -> None:
 
 def test_pipelines_cli_does_not_import_fastapi_or_serving() -> None:
     code = (
-        "import sys, pipelines.cli\n"
+        "import sys, scoreloop.cli\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('fastapi', 'serving', 'uvicorn', 'starlette'))))\n"
     )

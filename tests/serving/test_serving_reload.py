@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 from pydantic import SecretStr
-from serving_support import TOKEN
 from starlette.testclient import TestClient
+from support.serving import TOKEN
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import SCORES_FILE, publish_snapshot

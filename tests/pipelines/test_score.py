@@ -17,11 +17,10 @@ import pandera.errors
 import polars as pl
 import pytest
 from catboost import CatBoostClassifier
-from scoring_support import ingest_batch, train_bundle
+from support.scoring import ingest_batch, train_bundle
 from typer.testing import CliRunner
 
-from pipelines import scoring
-from pipelines.cli import app
+from pipelines import score as scoring
 from pipelines.features import FeatureMismatchError, prepare_features
 from pipelines.model_bundle import ModelMetadata, load_bundle, save_bundle
 from pipelines.registry import ChampionRef
@@ -29,6 +28,7 @@ from pipelines.settings import BUNDLED_SPEC, Settings
 from pipelines.snapshot import load_snapshot, read_current
 from pipelines.spec import DatasetSpec, load_spec
 from pipelines.tables import read_table, table_version
+from scoreloop.cli import app
 
 BATCHES = ("2015-01", "2015-02", "2015-03")
 ROWS = 400
@@ -291,7 +291,7 @@ def test_sigkill_mid_batch_leaves_the_table_as_before(
             import sys, time
             from pathlib import Path
             from pipelines.registry import ChampionRef
-            from pipelines.scoring import ScoringParams, score_batch
+            from pipelines.score import ScoringParams, score_batch
 
             def progress(chunk: int, rows: int) -> None:
                 if chunk == 3:  # three chunks handed to the Delta writer: die mid-batch
@@ -365,7 +365,7 @@ def test_batches_scored_concurrently_by_separate_processes_all_land(
         import sys
         from pathlib import Path
         from pipelines.registry import ChampionRef
-        from pipelines.scoring import ScoringParams, score_batch
+        from pipelines.score import ScoringParams, score_batch
 
         champion = ChampionRef("employment", "v0.0.1", Path({str(champion.model_dir)!r}))
         score_batch(sys.argv[1], champion=champion, params=ScoringParams(thread_count=1))

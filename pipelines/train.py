@@ -18,6 +18,7 @@ import polars as pl
 from catboost import CatBoostClassifier, Pool
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.errors import ScoreloopError
 from pipelines.features import prepare_features
 from pipelines.model_bundle import ModelMetadata
 from pipelines.params import Params
@@ -28,7 +29,7 @@ from pipelines.training_set import LABEL_COLUMN, split_frame, summary
 ThresholdPolicy = Literal["max_f1", "fixed"]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ScoreloopError, RuntimeError):
     """Training cannot run on this data or with these parameters."""
 
 
@@ -229,7 +230,7 @@ def train_challenger(
     threshold = choose_threshold(
         validation[LABEL_COLUMN].to_numpy(), val_scores, params.threshold_policy, params.threshold
     )
-    from pipelines.evaluation import score_metrics
+    from pipelines.metrics import score_metrics
 
     validation_metrics = score_metrics(validation[LABEL_COLUMN].to_numpy(), val_scores, threshold)
     metadata = ModelMetadata.model_validate(

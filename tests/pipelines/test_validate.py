@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.spec import ColumnSpec, DatasetSpec, KeySpec, SpecError
-from pipelines.validation import (
+from pipelines.validate import (
     MAX_REASON_VALUE,
     QUARANTINE_SCHEMA,
     BatchReadError,

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.ingest import ingest_file
-from pipelines.simulator import simulate
+from pipelines.simulate import simulate
 from pipelines.spec import DatasetSpec
 
 

@@ -19,6 +19,7 @@ import polars as pl
 from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaError, SchemaErrors
 
+from pipelines.errors import ScoreloopError
 from pipelines.spec import ColumnSpec, DatasetSpec, SpecError
 
 Kind = Literal["records", "labels"]
@@ -43,7 +44,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-class BatchReadError(ValueError):
+class BatchReadError(ScoreloopError, ValueError):
     """A landed file cannot be read as a batch at all (the whole batch fails)."""
 
     def __init__(self, path: Path, cause: str) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
-from scoring_support import bundle_metadata, fit_model
 
-from pipelines.explanations import reason_codes, shap_values
+from pipelines.explain import reason_codes, shap_values
 from pipelines.features import prepare_features
 from pipelines.model_bundle import load_bundle, save_bundle
 from pipelines.spec import DatasetSpec
+from support.scoring import bundle_metadata, fit_model
 
 TOKEN = "test-admin-token-0123456789abcdef"
 SCORELOOP = Path(sys.executable).parent / "scoreloop"

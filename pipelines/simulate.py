@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipelines.errors import ScoreloopError
 from pipelines.spec import DatasetSpec, SpecError, read_table
 
 #: Faults the simulator can inject into a batch's records file. The first eight are the core set;
@@ -60,7 +61,7 @@ TMP_PREFIX = ".tmp-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class SimulationError(ValueError):
+class SimulationError(ScoreloopError, ValueError):
     """The source or the requested faults do not fit the spec."""
 
 

@@ -30,11 +30,11 @@ stage_app = typer.Typer(
 
 #: Errors that mean "cannot do that" (message says why): printed, exit code 2.
 def _expected_errors() -> tuple[type[Exception], ...]:
-    from pipelines.evaluation import EvaluationError
+    from pipelines.evaluate import EvaluationError
     from pipelines.features import FeatureMismatchError
     from pipelines.model_bundle import ModelLoadError
     from pipelines.registry import RegistryError
-    from pipelines.training import TrainingError
+    from pipelines.train import TrainingError
     from pipelines.training_set import TrainingSetError
     from pipelines.workspace import WorkspaceError
 

@@ -1,4 +1,4 @@
-"""``scoreloop demo`` and ``scoreloop ui`` commands: kept apart from :mod:`pipelines.demo` so that
+"""``scoreloop demo`` and ``scoreloop ui`` commands: kept apart from :mod:`scoreloop.demo` so that
 ``scoreloop --help`` does not import the whole pipeline (the demo module is loaded on use)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def demo_command(
     and promote a champion, score and publish a snapshot, judge a challenger, monitor, serve."""
     if limit is None and (env := os.environ.get("SCORELOOP_DEMO_LIMIT")):
         limit = int(env)
-    from pipelines.demo import reset_state_root, run_demo
+    from scoreloop.demo import reset_state_root, run_demo
 
     settings = get_settings()
     console = Console()
@@ -49,7 +49,7 @@ def ui_command(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 3000,
 ) -> None:
     """Open the Dagster UI (``dagster dev``) on the demo's persistent instance."""
-    from pipelines.demo import ensure_dagster_home
+    from scoreloop.demo import ensure_dagster_home
 
     settings = get_settings()
     home = ensure_dagster_home(settings.dagster)

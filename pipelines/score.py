@@ -28,9 +28,10 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.explanations import REASONS_DTYPE, reason_codes, shap_values
+from pipelines.errors import ScoreloopError
+from pipelines.explain import REASONS_DTYPE, reason_codes, shap_values
 from pipelines.features import check_model_features, prepare_features
-from pipelines.ingest import LOG_SCHEMA, VALIDATED, log_uri
+from pipelines.ingest import VALIDATED, read_ingest_log
 from pipelines.model_bundle import ModelBundle, load_bundle
 from pipelines.params import Params, load_params
 from pipelines.registry import ChampionRef, resolve_champion
@@ -38,7 +39,7 @@ from pipelines.settings import Settings, get_settings
 from pipelines.snapshot import SnapshotManifest, publish_snapshot
 from pipelines.snapshot import scores_schema as _snapshot_scores_schema
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.tables import read_table, table_exists, table_uri, write_partition_stream
+from pipelines.tables import table_exists, table_uri, write_partition_stream
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ HISTOGRAM_BINS = 10
 ProgressCallback = Callable[[int, int], None]
 
 
-class ScoringError(RuntimeError):
+class ScoringError(ScoreloopError, RuntimeError):
     """A batch cannot be scored; the message says why and how to fix it."""
 
 
@@ -253,7 +254,7 @@ class _Context:
 
 
 def _ingest_log(settings: Settings) -> pl.DataFrame:
-    return read_table(log_uri(settings.tables, "records"), schema=LOG_SCHEMA)
+    return read_ingest_log(settings.tables)
 
 
 def accepted_data_versions(settings: Settings) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The ``scoreloop`` command line: the same pipeline functions Dagster and DVC call."""
+"""``scoreloop dataset infer``, ``scoreloop simulate`` and ``scoreloop ingest``: data in."""
 
 from __future__ import annotations
 
@@ -9,21 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.cli_model import register_commands
-from pipelines.demo_cli import demo_command, ui_command
-from pipelines.monitoring_cli import monitor_command
 from pipelines.params import load_params
-from pipelines.scoring_cli import rescore_command, score_command
-from pipelines.serve_cli import serve_command
 from pipelines.settings import get_settings
 from pipelines.spec import SpecError, infer_spec, load_spec, read_table, save_spec
 
-app = typer.Typer(
-    help="scoreloop: batch scoring and retraining for tabular CatBoost models.",
-    no_args_is_help=True,
-)
 dataset_app = typer.Typer(help="Dataset specs: draft one for your own table.", no_args_is_help=True)
-app.add_typer(dataset_app, name="dataset")
 console = Console()
 
 
@@ -60,13 +50,12 @@ def dataset_infer(
     )
 
 
-@app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Landed batch/label files or folders.")],
 ) -> None:
     """Validate landed files and write validated, quarantine and label tables."""
     from pipelines.ingest import ingest_file, parse_landing_name
-    from pipelines.validation import BatchReadError
+    from pipelines.validate import BatchReadError
 
     settings = get_settings()
     spec = load_spec(settings.spec_path)
@@ -106,7 +95,6 @@ def ingest(
         raise typer.Exit(1)
 
 
-@app.command()
 def simulate(
     source: Annotated[
         Path | None,
@@ -130,8 +118,8 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from pipelines.settings import BUNDLED_SPEC
-    from pipelines.simulator import SimulationError, parse_fault
-    from pipelines.simulator import simulate as run_simulation
+    from pipelines.simulate import SimulationError, parse_fault
+    from pipelines.simulate import simulate as run_simulation
 
     settings = get_settings()
     spec = load_spec(settings.spec_path)
@@ -193,17 +181,8 @@ def simulate(
     )
 
 
-# Scoring: `scoreloop score BATCH...` and `scoreloop rescore` (bodies in pipelines/scoring_cli.py).
-app.command("score")(score_command)
-app.command("rescore")(rescore_command)
-app.command("serve")(serve_command)
-app.command("demo")(demo_command)
-app.command("ui")(ui_command)
-app.command("monitor")(monitor_command)
-
-# Retraining and registry: `scoreloop train|training-set|evaluate|gate|model ...|stage ...`.
-register_commands(app)
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def register_commands(app: typer.Typer) -> None:
+    """Add ``dataset infer``, ``simulate`` and ``ingest`` to the ``scoreloop`` app."""
+    app.add_typer(dataset_app, name="dataset")
+    app.command("simulate")(simulate)
+    app.command("ingest")(ingest)

@@ -18,24 +18,21 @@ import numpy as np
 import polars as pl
 from catboost import CatBoostClassifier
 from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    log_loss,
-    roc_auc_score,
     roc_curve,
 )
 
+from pipelines.errors import ScoreloopError
+from pipelines.metrics import calibration, score_metrics
 from pipelines.spec import DatasetSpec
-from pipelines.training import predict_scores
+from pipelines.train import predict_scores
 from pipelines.training_set import LABEL_COLUMN
 
-CALIBRATION_BINS = 10
 #: Metrics where a larger value is better; the others (log loss, Brier) are losses.
 HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
 PLOT_FILES = ("roc.png", "calibration.png", "slices.png")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(ScoreloopError, ValueError):
     """A model cannot be evaluated on this holdout."""
 
 
@@ -47,62 +44,6 @@ class ScoredModel:
     model: CatBoostClassifier
     threshold: float
     version: str | None = None
-
-
-def score_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Threshold-free and thresholded metrics; AUCs are None when the rows hold one class."""
-    labels = labels.astype(np.int64)
-    both = labels.min() != labels.max() if labels.size else False
-    decisions = scores >= threshold
-    tp = int(np.sum(decisions & (labels == 1)))
-    fp = int(np.sum(decisions & (labels == 0)))
-    tn = int(np.sum(~decisions & (labels == 0)))
-    fn = int(np.sum(~decisions & (labels == 1)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    clipped = np.clip(scores, 1e-15, 1 - 1e-15)
-    return {
-        "rows": int(labels.size),
-        "positive_rate": round(float(labels.mean()), 6) if labels.size else None,
-        "roc_auc": round(float(roc_auc_score(labels, scores)), 6) if both else None,
-        "pr_auc": round(float(average_precision_score(labels, scores)), 6) if both else None,
-        "log_loss": (
-            round(float(log_loss(labels, clipped, labels=[0, 1])), 6) if labels.size else None
-        ),
-        "brier": round(float(brier_score_loss(labels, scores)), 6) if labels.size else None,
-        "threshold": round(float(threshold), 6),
-        "tp": tp,
-        "fp": fp,
-        "tn": tn,
-        "fn": fn,
-        "precision": round(precision, 6),
-        "recall": round(recall, 6),
-        "f1": round(2 * precision * recall / (precision + recall), 6)
-        if precision + recall
-        else 0.0,
-    }
-
-
-def calibration(
-    labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS
-) -> list[dict[str, float]]:
-    """Reliability curve: equal-width score bins, mean predicted vs observed positive rate."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
-    curve = []
-    for b in range(bins):
-        mask = index == b
-        if not mask.any():
-            continue
-        curve.append(
-            {
-                "bin": b,
-                "mean_predicted": round(float(scores[mask].mean()), 6),
-                "fraction_positive": round(float(labels[mask].mean()), 6),
-                "count": int(mask.sum()),
-            }
-        )
-    return curve
 
 
 def evaluate_models(

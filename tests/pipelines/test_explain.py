@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from scoring_support import train_bundle
+from support.scoring import train_bundle
 
-from pipelines.explanations import REASONS_DTYPE, reason_codes, shap_values
+from pipelines.explain import REASONS_DTYPE, reason_codes, shap_values
 from pipelines.features import prepare_features
 from pipelines.model_bundle import ModelBundle, load_bundle
 from pipelines.spec import DatasetSpec

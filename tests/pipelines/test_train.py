@@ -11,7 +11,7 @@ import pytest
 from pipelines.model_bundle import load_bundle, save_bundle
 from pipelines.model_card import render_card
 from pipelines.spec import DatasetSpec
-from pipelines.training import (
+from pipelines.train import (
     TrainingError,
     TrainingParams,
     choose_threshold,

@@ -31,11 +31,11 @@ def monitor_command(
         current_champion,
         monitoring_params,
         reference_auc,
-        staleness,
     )
     from pipelines.performance import performance_batch, performance_uri
-    from pipelines.scoring import scored_versions
+    from pipelines.score import scored_versions
     from pipelines.settings import get_settings
+    from pipelines.staleness import staleness
 
     settings = get_settings()
     champion = current_champion(settings)

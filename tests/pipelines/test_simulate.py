@@ -8,9 +8,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.ingest import parse_landing_name
-from pipelines.simulator import (
+from pipelines.simulate import (
     FAULTS,
     TMP_PREFIX,
     SimulationError,
@@ -19,6 +18,7 @@ from pipelines.simulator import (
     simulate,
 )
 from pipelines.spec import DatasetSpec, KeySpec
+from scoreloop.cli import app
 
 
 def names(paths: list[Path]) -> list[str]:

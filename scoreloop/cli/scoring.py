@@ -1,4 +1,4 @@
-"""``scoreloop score`` and ``scoreloop rescore``: the CLI doors to :mod:`pipelines.scoring`."""
+"""``scoreloop score`` and ``scoreloop rescore``: the CLI doors to :mod:`pipelines.score`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def score_command(
 ) -> None:
     """Score accepted batches with the champion (replaces that model's rows of each batch)."""
     from pipelines.features import FeatureMismatchError
-    from pipelines.scoring import ScoringError, score_batch, scores_uri
+    from pipelines.score import ScoringError, score_batch, scores_uri
     from pipelines.settings import get_settings
 
     settings = get_settings()
@@ -51,7 +51,7 @@ def rescore_command(
 ) -> None:
     """Score every accepted batch with the champion, then publish one serving snapshot."""
     from pipelines.features import FeatureMismatchError
-    from pipelines.scoring import BatchScoreResult, ScoringError, rescore_population
+    from pipelines.score import BatchScoreResult, ScoringError, rescore_population
     from pipelines.snapshot import SnapshotError
 
     def report(result: BatchScoreResult) -> None:

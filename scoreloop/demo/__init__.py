@@ -18,12 +18,11 @@ may return a summary block; add a step by appending to the list:
 Everything is written under ``settings.state_root`` (the persistent Dagster instance at
 ``settings.dagster``), never into the checkout. ``--fresh`` (the default) wipes the state root
 first (only after checking it holds nothing but scoreloop state). The Dagster part lives in
-``assets.runner`` and is imported only when its step runs, so ``pipelines/`` never imports Dagster.
+``assets.runner``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import secrets
@@ -46,14 +45,20 @@ from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assets import runner
 from pipelines.alerts import alerts_path
-from pipelines.ingest import LOG_SCHEMA, QUARANTINE, VALIDATED, accepted_batches, log_uri
+from pipelines.ingest import (
+    QUARANTINE,
+    VALIDATED,
+    accepted_batches,
+    read_ingest_log,
+)
 from pipelines.params import Params, load_params
 from pipelines.settings import BUNDLED_SPEC, PROJECT_ROOT, Settings, get_settings
-from pipelines.simulator import SimulationResult, simulate
+from pipelines.simulate import SimulationResult, simulate
 from pipelines.spec import DatasetSpec, load_spec
 from pipelines.tables import read_table, table_uri
-from pipelines.validation import QUARANTINE_SCHEMA
+from pipelines.validate import QUARANTINE_SCHEMA
 
 if TYPE_CHECKING:
     from pipelines.snapshot import SnapshotManifest
@@ -139,7 +144,6 @@ def simulate_step(ctx: DemoContext) -> RenderableType:
 def ingest_step(ctx: DemoContext) -> RenderableType:
     """Materialise raw_batch, validated_batch, quarantine and labels for every landed batch."""
     assert ctx.simulation is not None, "the ingest step runs after the simulate step"
-    runner = importlib.import_module("assets.runner")
     landed = {path.name for path in ctx.simulation.files}
     plan = [
         (b, True, any(name.startswith(f"labels_{b}.") for name in landed))
@@ -167,8 +171,8 @@ def ingest_step(ctx: DemoContext) -> RenderableType:
 
 def ingest_summary(table_root: str, runs: int) -> RenderableType:
     """Batches, rows accepted / quarantined, top reasons, refused and failed batches."""
-    log = read_table(log_uri(table_root, "records"), schema=LOG_SCHEMA)
-    labels_log = read_table(log_uri(table_root, "labels"), schema=LOG_SCHEMA)
+    log = read_ingest_log(table_root)
+    labels_log = read_ingest_log(table_root, "labels")
     quarantine = read_table(table_uri(table_root, QUARANTINE), schema=QUARANTINE_SCHEMA)
     counts = log.group_by("status").len()
     by_status = dict(zip(counts["status"], counts["len"], strict=True))
@@ -220,10 +224,6 @@ STATE_ENTRIES = frozenset(
         STATE_MARKER,
     }
 )
-
-
-def _runner() -> Any:
-    return importlib.import_module("assets.runner")
 
 
 def first_period_end(ctx: DemoContext) -> str:
@@ -313,7 +313,7 @@ def champion_step(ctx: DemoContext) -> RenderableType:
     until = first_period_end(ctx)
     params_path = params_until(ctx.settings, until)
     with ctx.console.status(f"training the first champion on batches up to {until} ..."):
-        run = _runner().run_retraining(
+        run = runner.run_retraining(
             ensure_dagster_home(ctx.settings.dagster),
             params_path=params_path,
             tags={"scoreloop/demo_step": "first-champion"},
@@ -362,7 +362,7 @@ def sample_table(rows: pl.DataFrame, title: str) -> Table:
 
 
 def publish_summary(ctx: DemoContext, run: Any, before: SnapshotManifest | None) -> Group:
-    from pipelines.scoring import scores_uri
+    from pipelines.score import scores_uri
     from pipelines.snapshot import read_current
 
     manifest = read_current(ctx.settings.snapshots)
@@ -401,7 +401,7 @@ def score_step(ctx: DemoContext) -> RenderableType:
 
     before = read_current(ctx.settings.snapshots)
     with ctx.console.status("scoring every accepted batch (with SHAP reasons) ..."):
-        run = _runner().publish_snapshot(
+        run = runner.publish_snapshot(
             ensure_dagster_home(ctx.settings.dagster), tags={"scoreloop/demo_step": "score"}
         )
     published = publish_summary(ctx, run, before)
@@ -421,7 +421,7 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
     previous = resolve_champion(ctx.settings)
     home = ensure_dagster_home(ctx.settings.dagster)
     with ctx.console.status("training a challenger on the newest labelled batches ..."):
-        run = _runner().run_retraining(home, tags={"scoreloop/demo_step": "challenger"})
+        run = runner.run_retraining(home, tags={"scoreloop/demo_step": "challenger"})
     summary, outcome = retraining_summary(ctx.settings, run)
     champion = resolve_champion(ctx.settings)
     ctx.results["challenger"] = outcome
@@ -432,12 +432,12 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
             f"the champion stays {previous.version if previous else None}; the snapshot is "
             "unchanged",
         )
-    request = _runner().rescore_request(home, previous.version if previous else None)
+    request = runner.rescore_request(home, previous.version if previous else None)
     if request is None:
         raise typer.Exit(_fail(ctx, "the rescore sensor did not react to the promotion", run))
     before = read_current(ctx.settings.snapshots)
     with ctx.console.status(f"rescoring the population with {champion.version} ..."):
-        rescore = _runner().publish_snapshot(home, tags=dict(request.tags))
+        rescore = runner.publish_snapshot(home, tags=dict(request.tags))
     published = publish_summary(ctx, rescore, before)
     ctx.headlines["challenger"] = (
         f"{outcome['headline']}; snapshot {before.model_version if before else None} -> "
@@ -454,13 +454,13 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
 def monitor_step(ctx: DemoContext) -> RenderableType:
     """Drift and realised performance of the newest batches, then the staleness verdict."""
     from pipelines.drift import read_drift
-    from pipelines.monitoring import staleness
     from pipelines.performance import read_performance
     from pipelines.registry import resolve_champion
+    from pipelines.staleness import staleness
 
     batches = accepted_batches(ctx.settings.tables, "records")[-3:]
     with ctx.console.status(f"drift and performance of {', '.join(batches)} ..."):
-        runs = _runner().monitor_batches(ensure_dagster_home(ctx.settings.dagster), batches)
+        runs = runner.monitor_batches(ensure_dagster_home(ctx.settings.dagster), batches)
     champion = resolve_champion(ctx.settings)
     version = champion.version if champion else ""
     drift = read_drift(ctx.settings).filter(
@@ -534,7 +534,7 @@ def _scoreloop_argv() -> list[str]:
     script = Path(sys.executable).with_name("scoreloop")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from pipelines.cli import main; main()"]
+    return [sys.executable, "-c", "from scoreloop.cli import main; main()"]
 
 
 def record_of(

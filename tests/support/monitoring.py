@@ -1,7 +1,7 @@
 """Helpers for the monitoring tests: a small real champion with a reference profile, real batches.
 
-The model is a real CatBoost fit (``scoring_support.train_bundle``: 30 iterations, 2 threads);
-its metadata gets what ``pipelines.training`` writes: a ``reference_profile`` of the training rows
+The model is a real CatBoost fit (``support.scoring.train_bundle``: 30 iterations, 2 threads);
+its metadata gets what ``pipelines.train`` writes: a ``reference_profile`` of the training rows
 and the ``training_set`` batches of each split.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from scoring_support import ingest_batch, train_bundle
 
 from pipelines.drift import profile_frame
 from pipelines.ingest import IngestResult, ingest_file
@@ -19,6 +18,7 @@ from pipelines.monitoring import Champion
 from pipelines.registry import ChampionRef
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
+from support.scoring import ingest_batch, train_bundle
 
 #: Rows of the bundled data used to train the test champion (its reference).
 TRAIN_ROWS = 4000

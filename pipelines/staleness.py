@@ -1,0 +1,144 @@
+"""Staleness: is the champion due for retraining? A pure decision (:func:`is_stale`) over the
+drift and performance tables, and :func:`staleness` that reads them as they are now."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from pipelines.drift import read_drift
+from pipelines.ingest import accepted_batches
+from pipelines.monitoring import (
+    SCORE_FEATURE,
+    Champion,
+    MonitoringParams,
+    batches_since_training,
+    current_champion,
+    monitoring_params,
+    reference_auc,
+)
+from pipelines.performance import read_performance
+from pipelines.settings import Settings, get_settings
+
+
+@dataclass
+class StalenessDecision:
+    """Whether retraining is due, why, and the figures it was judged on."""
+
+    stale: bool
+    reasons: list[str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_stale(
+    drift: pl.DataFrame,
+    performance: pl.DataFrame,
+    params: MonitoringParams,
+    *,
+    reference_auc: float | None,
+    batches_since_training: int | None,
+) -> StalenessDecision:
+    """Decide whether the champion is stale (pure: no IO).
+
+    Args:
+        drift: drift-table rows of the champion (columns ``batch_id, feature, metric, drifted``).
+        performance: performance-table rows of the champion (``batch_id, roc_auc, rows``).
+        params: thresholds (``monitoring`` in params.yaml).
+        reference_auc: the champion's expected AUC (holdout), None if unknown.
+        batches_since_training: batches newer than the champion's training data, None if unknown.
+
+    Stale when any of:
+
+    * at least ``min_drifted_batches`` of the newest ``window_batches`` drift batches each have
+      at least ``min_drifted_features`` drifted features (PSI or unseen share over threshold);
+    * the mean realised AUC of the newest ``window_batches`` judged batches (with at least
+      ``min_labelled_rows`` rows) is below ``reference_auc - auc_tolerance``;
+    * ``batches_since_training > max_batches_since_training``.
+    """
+    reasons: list[str] = []
+    details: dict[str, Any] = {}
+
+    window = sorted(drift["batch_id"].unique().to_list())[-params.window_batches :]
+    details["drift_window"] = window
+    if window:
+        features = (
+            drift.filter(
+                pl.col("batch_id").is_in(window)
+                & pl.col("drifted")
+                & (pl.col("feature") != SCORE_FEATURE)
+            )
+            .group_by("batch_id")
+            .agg(pl.col("feature").unique().sort())
+        )
+        drifted_by_batch = {
+            row["batch_id"]: row["feature"] for row in features.iter_rows(named=True)
+        }
+        details["drifted_features"] = drifted_by_batch
+        drifted_batches = [
+            b for b in window if len(drifted_by_batch.get(b, [])) >= params.min_drifted_features
+        ]
+        if len(drifted_batches) >= params.min_drifted_batches:
+            names = sorted({f for b in drifted_batches for f in drifted_by_batch[b]})
+            reasons.append(
+                f"feature drift: {len(drifted_batches)} of the last {len(window)} batches "
+                f"({', '.join(drifted_batches)}) have >= {params.min_drifted_features} drifted "
+                f"features ({', '.join(names)})"
+            )
+
+    judged = performance.filter(
+        pl.col("roc_auc").is_not_null() & (pl.col("rows") >= params.min_labelled_rows)
+    ).sort("batch_id")
+    recent = judged.tail(params.window_batches)
+    if recent.height and reference_auc is not None:
+        realised = float(recent["roc_auc"].mean())  # type: ignore[arg-type]
+        floor = reference_auc - params.auc_tolerance
+        details.update(realised_auc=round(realised, 6), auc_floor=round(floor, 6))
+        details["performance_window"] = recent["batch_id"].to_list()
+        if realised < floor:
+            reasons.append(
+                f"performance drop: mean realised AUC {realised:.4f} over batches "
+                f"{', '.join(recent['batch_id'].to_list())} is below the reference "
+                f"{reference_auc:.4f} - tolerance {params.auc_tolerance} = {floor:.4f}"
+            )
+
+    details["batches_since_training"] = batches_since_training
+    if (
+        batches_since_training is not None
+        and batches_since_training > params.max_batches_since_training
+    ):
+        reasons.append(
+            f"age: {batches_since_training} batches since the newest training batch "
+            f"(max_batches_since_training {params.max_batches_since_training})"
+        )
+    return StalenessDecision(stale=bool(reasons), reasons=reasons, details=details)
+
+
+def staleness(
+    settings: Settings | None = None, champion: Champion | None = None
+) -> StalenessDecision | None:
+    """:func:`is_stale` on the tables and the registry as they are now; None without champion."""
+    settings = settings or get_settings()
+    champion = champion or current_champion(settings)
+    if champion is None:
+        return None
+    params = monitoring_params(settings)
+    drift = read_drift(settings).filter(pl.col("model_version") == champion.version)
+    performance = read_performance(settings).filter(pl.col("model_version") == champion.version)
+    auc = reference_auc(champion.metadata, settings.registry)
+    accepted = accepted_batches(settings.tables, "records")
+    decision = is_stale(
+        drift,
+        performance,
+        params,
+        reference_auc=auc[0] if auc else None,
+        batches_since_training=batches_since_training(champion.metadata, accepted),
+    )
+    decision.details["champion_version"] = champion.version
+    decision.details["reference_auc_source"] = auc[1] if auc else None
+    decision.details["reference_auc"] = auc[0] if auc else None
+    return decision
