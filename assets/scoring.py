@@ -1,6 +1,6 @@
 """Scoring: per-batch ``scores``, the ``serving_snapshot``, and the rescore-on-promotion sensor.
 
-Each body calls one ``pipelines.score`` function:
+Each body calls one pipelines function (``pipelines.scores_table``, ``pipelines.rescore``):
 
 - ``scores`` (one partition per batch) runs ``score_batch`` with the champion as soon as the
   batch's ``validated_batch`` is materialised (eager automation); a refused batch fails with a
@@ -24,11 +24,11 @@ from assets.partitions import batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.features import FeatureMismatchError
 from pipelines.registry import RegistryError, resolve_champion
-from pipelines.score import (
+from pipelines.rescore import rescore_population
+from pipelines.score import ScoringError
+from pipelines.scores_table import (
     BatchScoreResult,
     ScoreSummary,
-    ScoringError,
-    rescore_population,
     sample_markdown,
     score_batch,
     scores_uri,

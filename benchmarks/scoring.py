@@ -1,6 +1,6 @@
 """Scoring cost against bare CatBoost, in one process on the same rows, plus peak memory at scale.
 
-(a) ``scoring_vs_predict``: the scoring path without reasons (``score_records``: shared feature
+(a) ``scoring_vs_predict``: the scoring path without reasons (``score_frame``: shared feature
     prep, predict_proba, decision and the scores frame, in chunks of ``scoring_chunk_rows``) vs
     bare ``predict_proba`` on the already prepared frame. Ratio of throughputs (goal >= 0.7).
 (b) ``reasons_vs_shap``: the scoring path with top-k reasons for every row (predict_proba +
@@ -37,7 +37,8 @@ from pipelines.features import prepare_features
 from pipelines.ingest import INGEST_LOG, LOG_SCHEMA, VALIDATED, log_uri, validated_schema
 from pipelines.model_bundle import ModelBundle, ModelMetadata, load_bundle, save_bundle
 from pipelines.registry import ChampionRef
-from pipelines.score import ScoringParams, score_batch, score_records
+from pipelines.score import score_frame
+from pipelines.scores_table import ScoringParams, score_batch
 from pipelines.settings import BUNDLED_SPEC, get_settings
 from pipelines.spec import DatasetSpec, load_spec
 from pipelines.tables import table_uri, write_batch
@@ -119,7 +120,7 @@ def compare(spec: DatasetSpec, bundle: ModelBundle) -> tuple[float, float]:
         return lambda: chunked(
             rows,
             chunk,
-            lambda part: score_records(
+            lambda part: score_frame(
                 bundle,
                 part,
                 spec,

@@ -218,7 +218,7 @@ def read_drift(settings: Settings | None = None, batch_id: str | None = None) ->
 
 def champion_scores(settings: Settings, model_version: str, batches: list[str]) -> pl.DataFrame:
     """``batch_id, score`` of ``model_version`` in ``batches`` (empty when none are scored)."""
-    from pipelines.score import SCORES
+    from pipelines.scores_table import SCORES
 
     uri = table_uri(settings.tables, SCORES)
     if not batches or not table_exists(uri):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from sklearn.metrics import (
 
 from pipelines.errors import ScoreloopError
 from pipelines.metrics import calibration, score_metrics
+from pipelines.model_bundle import ClassMapping
+from pipelines.score import positive_probability
 from pipelines.spec import DatasetSpec
-from pipelines.train import predict_scores
 from pipelines.training_set import LABEL_COLUMN
 
 #: Metrics where a larger value is better; the others (log loss, Brier) are losses.
@@ -38,12 +39,17 @@ class EvaluationError(ScoreloopError, ValueError):
 
 @dataclass(frozen=True)
 class ScoredModel:
-    """A model to evaluate: its role (challenger/champion/baseline), version and threshold."""
+    """A model to evaluate: its role (challenger/champion/baseline), version and threshold.
+
+    ``classes`` is the model's class mapping (a bundle's ``metadata.classes``); the default is
+    the encoding training writes, which a freshly fitted model has.
+    """
 
     role: str
     model: CatBoostClassifier
     threshold: float
     version: str | None = None
+    classes: ClassMapping = field(default_factory=ClassMapping)
 
 
 def evaluate_models(
@@ -57,7 +63,7 @@ def evaluate_models(
     curves: dict[str, Any] = {}
     for entry in models:
         try:
-            scores = predict_scores(entry.model, holdout, spec)
+            scores = positive_probability(entry.model, holdout, spec, classes=entry.classes)
         except Exception as exc:
             raise EvaluationError(
                 f"the {entry.role} model {entry.version or ''} cannot score the holdout: {exc}"

@@ -21,6 +21,8 @@ from pipelines.features import MISSING_CATEGORY
 
 REASON_STRUCT = pl.Struct({"feature": pl.String, "value": pl.String, "contribution": pl.Float64})
 REASONS_DTYPE = pl.List(REASON_STRUCT)
+#: Reasons per scored row unless ``scoring.top_k`` in params.yaml says otherwise.
+DEFAULT_TOP_K = 3
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,30 @@ class ModelLoadError(ScoreloopError, RuntimeError):
     """A model directory is missing, incomplete or corrupt."""
 
 
+#: The model class that means "positive": training encodes the target as 1 = positive label.
+POSITIVE_CLASS = 1
+
+Label = int | str | bool
+
+
+class ClassMapping(BaseModel):
+    """How training encoded the target as the model's classes (0/1), recorded in the bundle.
+
+    Training fits on ``label = (target == positive_label)`` (pipelines.training_set), so the model
+    knows classes 0 and 1 whatever the target's values ("yes"/"no", booleans, 0/1). The scorer
+    reads the probability of class :attr:`positive_class` and nothing else. Bundles written
+    before this was recorded carry the default (class 1, labels unknown): the same encoding.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str | None = None
+    positive_label: Label | None = None
+    negative_label: Label | None = None
+    positive_class: int = POSITIVE_CLASS
+    negative_class: int = 1 - POSITIVE_CLASS
+
+
 class ModelMetadata(BaseModel):
     """Everything needed to use and audit a trained model."""
 
@@ -52,6 +76,7 @@ class ModelMetadata(BaseModel):
     training_seconds: float | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     reference_profile: dict[str, Any] = Field(default_factory=dict)
+    classes: ClassMapping = Field(default_factory=ClassMapping)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def labelled_scores(
     settings: Settings, spec: DatasetSpec, batch_id: str, model_version: str
 ) -> pl.DataFrame:
     """``entity_id, score, threshold, label`` of the batch's rows that are scored and labelled."""
-    from pipelines.score import SCORES
+    from pipelines.scores_table import SCORES
 
     scores_uri = table_uri(settings.tables, SCORES)
     if not table_exists(scores_uri):

@@ -1,159 +1,176 @@
-"""Batch scoring: the champion's probability, decision and reason codes for every validated row.
+"""The one scorer: features -> model -> probability of the positive class -> decision -> reasons.
 
-The one implementation behind the Dagster ``scores``/``serving_snapshot`` assets, the rescore
-sensor and ``scoreloop score`` / ``scoreloop rescore``.
+Batch scoring (:mod:`pipelines.scores_table`), the lookup service's ``POST /predict`` and
+evaluation all score through this module, so a record gets the same score everywhere:
 
-The scores table (Delta, under ``<table root>/scores``) is partitioned by ``batch_id`` and
-``model_version``: one model's scores of one batch are one partition, written in one commit, so
-re-scoring a batch with the same model replaces its rows and a new champion's rows sit next to
-the old champion's. A batch is streamed in chunks of ``scoring_chunk_rows`` from the validated
-table to the Delta writer, so memory stays bounded whatever the batch size, and a crash
-mid-batch commits nothing.
+1. ``prepare_features`` (:mod:`pipelines.features`) turns rows into the model's input;
+2. the model's ``predict_proba``, column of the positive class chosen by ONE rule,
+   :func:`positive_column`, from the class mapping recorded in the model bundle
+   (:class:`pipelines.model_bundle.ClassMapping`: training encodes the target as 0/1 whatever
+   its values, so the spec's label is never looked up among the model's classes);
+3. ``decision = score >= threshold`` (the bundle's threshold);
+4. reasons: the ``top_k`` SHAP contributions (:mod:`pipelines.explain`), signed towards the
+   positive class.
+
+No table IO and no registry here: the service imports this module.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-
 import numpy as np
-import pandera.polars as pa
+import numpy.typing as npt
 import polars as pl
-import pyarrow.dataset as pads
-from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError
-from pydantic import BaseModel, ConfigDict, Field
+from catboost import CatBoostClassifier
 
 from pipelines.errors import ScoreloopError
-from pipelines.explain import REASONS_DTYPE, reason_codes, shap_values
+from pipelines.explain import DEFAULT_TOP_K, REASONS_DTYPE, reason_codes, shap_values
 from pipelines.features import check_model_features, prepare_features
-from pipelines.ingest import VALIDATED, read_ingest_log
-from pipelines.model_bundle import ModelBundle, load_bundle
-from pipelines.params import Params, load_params
-from pipelines.registry import ChampionRef, resolve_champion
-from pipelines.settings import Settings, get_settings
-from pipelines.snapshot import SnapshotManifest, publish_snapshot
-from pipelines.snapshot import scores_schema as _snapshot_scores_schema
-from pipelines.spec import DatasetSpec, load_spec
-from pipelines.tables import table_exists, table_uri, write_partition_stream
+from pipelines.model_bundle import ClassMapping, ModelBundle
+from pipelines.spec import DatasetSpec
 
-log = logging.getLogger(__name__)
-
-SCORES = "scores"
-#: The scores table is partitioned by these columns (in this order).
-PARTITION_COLUMNS = ("batch_id", "model_version")
-#: Attempts at committing a batch when concurrent writers (other batches' runs) commit first.
-COMMIT_ATTEMPTS = 3
-#: Score histogram bins reported for each scored batch.
-HISTOGRAM_BINS = 10
-
-ProgressCallback = Callable[[int, int], None]
+#: Columns of :func:`score_frame`'s result, in order.
+SCORED_COLUMNS = (
+    "entity_id",
+    "score",
+    "decision",
+    "threshold",
+    "model_name",
+    "model_version",
+    "reasons",
+    "expected_value",
+)
 
 
 class ScoringError(ScoreloopError, RuntimeError):
-    """A batch cannot be scored; the message says why and how to fix it."""
+    """Rows cannot be scored with this model; the message says why and how to fix it."""
 
 
-class BatchNotAcceptedError(ScoringError):
-    """The batch was not accepted by validation (refused, failed, or never ingested)."""
+def _same_label(a: object, b: object) -> bool:
+    # As text: a YAML spec and a JSON bundle may spell 1, True and "1" differently, and
+    # True == 1 in Python, which must not make a boolean target match an integer one.
+    return str(a) == str(b)
 
 
-class NoChampionError(ScoringError):
-    """No model has been promoted yet."""
+def check_bundle(bundle: ModelBundle, spec: DatasetSpec) -> None:
+    """Raise before any row is scored when ``bundle`` does not fit ``spec``.
 
+    Checks the feature list and categoricals, and that the model's positive class stands for the
+    spec's positive label (when the bundle recorded it).
 
-class IncompleteScoresError(ScoringError):
-    """Some accepted batches have no scores by the champion, so a snapshot would be partial."""
-
-
-class ScoringParams(BaseModel):
-    """The ``scoring`` section of params.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
-    top_k: int = Field(3, ge=1)
-    #: Rows scored at a time; None = ``Settings.scoring_chunk_rows`` (SCORELOOP_SCORING_CHUNK_ROWS).
-    chunk_rows: int | None = Field(None, ge=1)
-    #: CatBoost threads for predict and SHAP (-1 = all cores).
-    thread_count: int = -1
-    #: Serving snapshots kept on disk (the current one is never pruned).
-    snapshot_keep: int = Field(3, ge=1)
-
-
-def scoring_params(params: Params) -> ScoringParams:
-    return ScoringParams.model_validate(params.section("scoring"))
-
-
-def scores_schema(spec: DatasetSpec) -> dict[str, pl.DataType]:
-    """Columns and types of the scores table (the contract serving and downstream readers use)."""
-    return _snapshot_scores_schema(spec.id.dtype)
-
-
-def scores_pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
-    """The scores table as a pandera schema, checked on every chunk before it is written."""
-    dtypes = scores_schema(spec)
-    checks: dict[str, list[pa.Check]] = {
-        "score": [pa.Check.in_range(0.0, 1.0)],
-        "threshold": [pa.Check.in_range(0.0, 1.0)],
-        "batch_id": [pa.Check.str_length(min_value=1)],
-        "model_version": [pa.Check.str_length(min_value=1)],
-        "reasons": [pa.Check(lambda data: data.lazyframe.select(pl.col(data.key).list.len() > 0))],
-    }
-    columns = {
-        name: pa.Column(dtype, nullable=False, checks=checks.get(name), unique=False)
-        for name, dtype in dtypes.items()
-    }
-    return pa.DataFrameSchema(columns, strict=True, ordered=True, name=SCORES)
-
-
-def scores_uri(settings: Settings) -> str:
-    return table_uri(settings.tables, SCORES)
-
-
-def _positive_index(bundle: ModelBundle, spec: DatasetSpec) -> int:
-    classes = [str(c) for c in (bundle.model.classes_ if bundle.model.classes_ is not None else [])]
-    positive = str(spec.positive_label)
-    if positive not in classes:
+    Raises:
+        FeatureMismatchError: the model was trained on other features than the spec's.
+        ScoringError: the model was trained with another target or positive label.
+    """
+    check_model_features(bundle.metadata.features, bundle.metadata.categorical, spec)
+    classes = bundle.metadata.classes
+    if classes.target is not None and classes.target != spec.target.name:
         raise ScoringError(
-            f"model {bundle.directory} predicts classes {classes}, which do not include the "
-            f"spec's positive label {positive!r}"
+            f"model {bundle.directory} was trained on target {classes.target!r}, spec "
+            f"{spec.name!r} has target {spec.target.name!r}: use the model's own spec"
         )
-    return classes.index(positive)
+    if classes.positive_label is not None and not _same_label(
+        classes.positive_label, spec.positive_label
+    ):
+        raise ScoringError(
+            f"model {bundle.directory} was trained with positive label "
+            f"{classes.positive_label!r}, spec {spec.name!r} says {spec.positive_label!r}: its "
+            "scores would mean another class; retrain with this spec or use the model's spec"
+        )
 
 
-def score_records(
-    bundle: ModelBundle,
-    records: pl.DataFrame,
+def positive_column(model: CatBoostClassifier, classes: ClassMapping) -> int:
+    """The ``predict_proba`` column of the positive class: the one rule every scorer uses.
+
+    Raises:
+        ScoringError: the model does not predict the class its mapping calls positive.
+    """
+    known = [str(c) for c in (model.classes_ if model.classes_ is not None else [])]
+    wanted = str(classes.positive_class)
+    if wanted not in known or len(known) != 2:
+        raise ScoringError(
+            f"model predicts classes {known}, but its bundle records class {wanted} as the "
+            f"positive label {classes.positive_label!r}: scoreloop scores binary models trained "
+            "by `scoreloop train` (target encoded as 0/1); retrain it"
+        )
+    return known.index(wanted)
+
+
+def predict_positive(
+    model: CatBoostClassifier,
+    features: pl.DataFrame,
+    classes: ClassMapping,
+    *,
+    thread_count: int = -1,
+) -> npt.NDArray[np.float64]:
+    """P(positive class) of prepared ``features`` (the output of ``prepare_features``)."""
+    column = positive_column(model, classes)
+    if features.height == 0:
+        return np.empty(0, dtype=np.float64)
+    names = list(model.feature_names_ or [])
+    if names and names != features.columns:
+        features = features.select(names)
+    proba = np.asarray(model.predict_proba(features, thread_count=thread_count))
+    return np.asarray(proba[:, column], dtype=np.float64)
+
+
+def positive_probability(
+    model: CatBoostClassifier,
+    frame: pl.DataFrame,
     spec: DatasetSpec,
     *,
-    model_version: str,
-    top_k: int = 3,
-    with_reasons: bool = True,
+    classes: ClassMapping | None = None,
     thread_count: int = -1,
+) -> npt.NDArray[np.float64]:
+    """P(positive class) for every row of ``frame``: the probability-only entry point.
+
+    Used where no reasons are needed (threshold choice, evaluation). ``classes`` defaults to the
+    encoding training writes (class 1 = positive), which is what a freshly fitted model has.
+    """
+    features = prepare_features(frame, spec)
+    return predict_positive(model, features, classes or ClassMapping(), thread_count=thread_count)
+
+
+def score_frame(
+    bundle: ModelBundle,
+    frame: pl.DataFrame,
+    spec: DatasetSpec,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    thread_count: int = -1,
+    model_version: str | None = None,
+    with_reasons: bool = True,
 ) -> pl.DataFrame:
     """Score rows that hold the spec's id and feature columns (no table IO).
 
-    Returns ``entity_id, score, decision, threshold, model_name, model_version, reasons,
-    expected_value``. ``score`` is ``predict_proba`` of the positive class; reasons are the
-    ``top_k`` SHAP contributions (log-odds). Without reasons, ``reasons`` is empty and
-    ``expected_value`` null (that frame is not fit for the scores table).
+    Args:
+        bundle: the model and its metadata (threshold, class mapping, name).
+        frame: rows with the spec's id column and feature columns.
+        top_k: reasons per row.
+        thread_count: CatBoost threads for predict and SHAP (-1 = all cores).
+        model_version: the version written into the result (default: the bundle's).
+        with_reasons: without reasons, ``reasons`` is empty and ``expected_value`` null (such
+            a frame is not fit for the scores table).
+
+    Returns:
+        :data:`SCORED_COLUMNS`: ``score`` is the probability of the positive class, reasons
+        are SHAP contributions in log-odds towards the positive class.
     """
-    features = prepare_features(records, spec)
+    version = model_version if model_version is not None else bundle.metadata.version
+    if version is None:
+        raise ScoringError(
+            f"model {bundle.directory} has no version in its metadata and none was given"
+        )
+    features = prepare_features(frame, spec)
     model = bundle.model
-    positive = _positive_index(bundle, spec)
-    if features.height:
-        proba = np.asarray(model.predict_proba(features, thread_count=thread_count))[:, positive]
-    else:
-        proba = np.empty(0, dtype=np.float64)
+    classes = bundle.metadata.classes
+    proba = predict_positive(model, features, classes, thread_count=thread_count)
     threshold = float(bundle.metadata.threshold)
     if with_reasons:
         explanation = shap_values(
             model, features, bundle.metadata.categorical, thread_count=thread_count
         )
-        sign = 1.0 if positive == 1 else -1.0
+        # CatBoost's SHAP values explain the log-odds of its second class.
+        sign = 1.0 if positive_column(model, classes) == 1 else -1.0
         reasons = pl.lit(reason_codes(features, sign * explanation.contributions, top_k))
         expected = pl.lit(sign * explanation.expected_value, dtype=pl.Float64)
     else:
@@ -162,442 +179,23 @@ def score_records(
     score = pl.Series("score", proba, dtype=pl.Float64)
     return pl.DataFrame(
         {
-            "entity_id": records[spec.id.name],
+            "entity_id": frame[spec.id.name],
             "score": score,
             "decision": score >= threshold,
         }
     ).with_columns(
         pl.lit(threshold, dtype=pl.Float64).alias("threshold"),
         pl.lit(bundle.metadata.name, dtype=pl.String).alias("model_name"),
-        pl.lit(model_version, dtype=pl.String).alias("model_version"),
+        pl.lit(version, dtype=pl.String).alias("model_version"),
         reasons,
         expected.alias("expected_value"),
     )
 
 
-@dataclass
-class ScoreSummary:
-    """Running summary of a scored batch (bounded memory: no per-row state)."""
-
-    rows: int = 0
-    positives: int = 0
-    score_sum: float = 0.0
-    score_min: float = float("inf")
-    score_max: float = float("-inf")
-    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BINS)
-    sample: pl.DataFrame | None = None
-
-    def add(self, chunk: pl.DataFrame, sample_rows: int) -> None:
-        if chunk.height == 0:
-            return
-        scores = chunk["score"].to_numpy()
-        self.rows += chunk.height
-        self.positives += int(chunk["decision"].sum())
-        self.score_sum += float(scores.sum())
-        self.score_min = min(self.score_min, float(scores.min()))
-        self.score_max = max(self.score_max, float(scores.max()))
-        counts, _ = np.histogram(scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
-        self.histogram = [a + int(b) for a, b in zip(self.histogram, counts, strict=True)]
-        if self.sample is None:
-            self.sample = chunk.head(sample_rows)
-
-    @property
-    def decision_rate(self) -> float:
-        return self.positives / self.rows if self.rows else 0.0
-
-    @property
-    def mean(self) -> float:
-        return self.score_sum / self.rows if self.rows else float("nan")
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "decision_rate": round(self.decision_rate, 6),
-            "score_mean": round(self.mean, 6) if self.rows else None,
-            "score_min": round(self.score_min, 6) if self.rows else None,
-            "score_max": round(self.score_max, 6) if self.rows else None,
-            "score_histogram": {
-                f"{i / HISTOGRAM_BINS:.1f}-{(i + 1) / HISTOGRAM_BINS:.1f}": n
-                for i, n in enumerate(self.histogram)
-            },
-        }
-
-
-@dataclass
-class BatchScoreResult:
-    """What scoring one batch did."""
-
-    batch_id: str
-    model_name: str
-    model_version: str
-    data_version: str | None
-    table_version: int
-    summary: ScoreSummary
-    seconds: float
-
-    @property
-    def rows(self) -> int:
-        return self.summary.rows
-
-
-@dataclass(frozen=True)
-class _Context:
-    settings: Settings
-    spec: DatasetSpec
-    params: ScoringParams
-    champion: ChampionRef
-    bundle: ModelBundle
-
-    @property
-    def chunk_rows(self) -> int:
-        return self.params.chunk_rows or self.settings.scoring_chunk_rows
-
-
-def _ingest_log(settings: Settings) -> pl.DataFrame:
-    return read_ingest_log(settings.tables)
-
-
-def accepted_data_versions(settings: Settings) -> dict[str, str]:
-    """Accepted batch id -> data version of its accepted ingestion (from the ingest log)."""
-    accepted = _ingest_log(settings).filter(pl.col("status") == "accepted")
-    return dict(
-        zip(accepted["batch_id"].to_list(), accepted["data_version"].to_list(), strict=True)
+def class_mapping(spec: DatasetSpec) -> ClassMapping:
+    """The class mapping training records for ``spec`` (class 1 = the spec's positive label)."""
+    return ClassMapping(
+        target=spec.target.name,
+        positive_label=spec.positive_label,
+        negative_label=spec.negative_label,
     )
-
-
-def _require_accepted(settings: Settings, batch_id: str) -> str:
-    log_frame = _ingest_log(settings).filter(pl.col("batch_id") == batch_id)
-    if log_frame.height == 0:
-        raise BatchNotAcceptedError(
-            f"batch {batch_id!r} was never ingested (no entry in the ingest log under "
-            f"{settings.tables}); ingest it first: scoreloop ingest <landing>/batch_{batch_id}.*"
-        )
-    entry = log_frame.row(0, named=True)
-    if entry["status"] != "accepted":
-        why = entry["error"] or (
-            f"reject rate {entry['reject_rate']:.2%}" if entry["reject_rate"] is not None else ""
-        )
-        raise BatchNotAcceptedError(
-            f"batch {batch_id!r} is {entry['status']} ({why}; file {entry['source_file']}): only "
-            "accepted batches are scored; fix the file and ingest it again"
-        )
-    return str(entry["data_version"])
-
-
-def _context(
-    settings: Settings | None,
-    champion: ChampionRef | None,
-    spec: DatasetSpec | None,
-    params: ScoringParams | None,
-) -> _Context:
-    settings = settings or get_settings()
-    spec = spec or load_spec(settings.spec_path)
-    params = params or scoring_params(load_params(settings.params_path))
-    champion = champion or resolve_champion(settings)
-    if champion is None:
-        raise NoChampionError(
-            f"no champion model for {settings.model_name!r} in registry {settings.registry}: "
-            "train and promote a model first (scoreloop train / scoreloop model promote)"
-        )
-    bundle = load_bundle(champion.model_dir)
-    if bundle.metadata.version is not None and bundle.metadata.version != champion.version:
-        raise ScoringError(
-            f"champion {champion.name}:{champion.version} points at {champion.model_dir}, whose "
-            f"metadata says version {bundle.metadata.version!r}"
-        )
-    check_model_features(bundle.metadata.features, bundle.metadata.categorical, spec)
-    return _Context(settings, spec, params, champion, bundle)
-
-
-def _validated_files(ctx: _Context, batch_id: str) -> list[str]:
-    """The parquet files holding the batch's validated rows (resolved before the write starts)."""
-    uri = table_uri(ctx.settings.tables, VALIDATED)
-    if not table_exists(uri):
-        raise BatchNotAcceptedError(f"no validated table at {uri}: ingest batch {batch_id} first")
-    # deltalake must not be called from inside the chunk generator: delta-rs drives it from its
-    # own async runtime while writing, and a nested runtime panics.
-    return list(DeltaTable(uri).file_uris(partition_filters=[("batch_id", "=", batch_id)]))
-
-
-def _chunks(files: list[str], columns: list[str], size: int) -> Iterator[pl.DataFrame]:
-    """The rows of ``files`` in chunks of ``size`` rows, read on demand.
-
-    A pull-based pyarrow scan with minimal read-ahead: the next rows are read only when the
-    writer asks for the next chunk, so memory stays bounded however large the batch is (polars'
-    ``collect_batches`` runs the whole scan ahead of a slow consumer).
-    """
-    if not files:
-        return
-    dataset = pads.dataset(files, format="parquet")
-    pending: list[pl.DataFrame] = []
-    buffered = 0
-    for batch in dataset.to_batches(
-        columns=columns, batch_size=size, batch_readahead=1, fragment_readahead=1
-    ):
-        if batch.num_rows == 0:
-            continue
-        frame = pl.DataFrame(pl.from_arrow(batch))
-        pending.append(frame)
-        buffered += frame.height
-        while buffered >= size:
-            whole = pl.concat(pending, rechunk=False)
-            yield whole.slice(0, size)
-            rest = whole.slice(size)
-            pending, buffered = ([rest] if rest.height else []), rest.height
-    if buffered:
-        yield pl.concat(pending)
-
-
-def _score_batch(
-    ctx: _Context, batch_id: str, progress: ProgressCallback | None = None
-) -> BatchScoreResult:
-    """Score one batch; retried when a concurrent writer's commit wins (a streamed batch cannot
-    be replayed into a new commit, so the batch is scored again)."""
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            return _score_batch_once(ctx, batch_id, progress)
-        except CommitFailedError as exc:
-            if attempt == COMMIT_ATTEMPTS:
-                raise ScoringError(
-                    f"batch {batch_id}: the scores table kept changing under the write "
-                    f"({exc}); nothing was committed, run it again"
-                ) from exc
-            log.warning("batch %s: concurrent commit (%s), scoring again", batch_id, exc)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _score_batch_once(
-    ctx: _Context, batch_id: str, progress: ProgressCallback | None = None
-) -> BatchScoreResult:
-    started = time.perf_counter()
-    expected_version = _require_accepted(ctx.settings, batch_id)
-    schema = scores_schema(ctx.spec)
-    checker = scores_pandera_schema(ctx.spec)
-    summary = ScoreSummary()
-    seen_versions: set[str] = set()
-    scored_at = datetime.now(UTC)
-
-    files = _validated_files(ctx, batch_id)
-    columns = [ctx.spec.id.name, *ctx.spec.feature_names, "data_version"]
-
-    def chunks() -> Iterator[pl.DataFrame]:
-        done = 0
-        for number, chunk in enumerate(_chunks(files, columns, ctx.chunk_rows), start=1):
-            scored = score_records(
-                ctx.bundle,
-                chunk,
-                ctx.spec,
-                model_version=ctx.champion.version,
-                top_k=ctx.params.top_k,
-                thread_count=ctx.params.thread_count,
-            )
-            seen_versions.update(chunk["data_version"].unique().to_list())
-            frame = scored.with_columns(
-                pl.lit(batch_id, dtype=pl.String).alias("batch_id"),
-                pl.lit(scored_at, dtype=pl.Datetime("us", "UTC")).alias("scored_at"),
-                chunk["data_version"],
-            ).select(list(schema))
-            frame = checker.validate(frame)
-            summary.add(frame, sample_rows=5)
-            done += frame.height
-            yield frame
-            if progress is not None:
-                progress(number, done)
-
-    version = write_partition_stream(
-        scores_uri(ctx.settings),
-        chunks(),
-        {"batch_id": batch_id, "model_version": ctx.champion.version},
-        schema,
-        table=SCORES,
-        partition_by=list(PARTITION_COLUMNS),
-    )
-    if seen_versions - {expected_version}:
-        log.warning(
-            "batch %s: validated rows carry data versions %s, the ingest log says %s",
-            batch_id,
-            sorted(seen_versions),
-            expected_version,
-        )
-    return BatchScoreResult(
-        batch_id=batch_id,
-        model_name=ctx.bundle.metadata.name,
-        model_version=ctx.champion.version,
-        data_version=expected_version,
-        table_version=version,
-        summary=summary,
-        seconds=time.perf_counter() - started,
-    )
-
-
-def score_batch(
-    batch_id: str,
-    *,
-    settings: Settings | None = None,
-    champion: ChampionRef | None = None,
-    spec: DatasetSpec | None = None,
-    params: ScoringParams | None = None,
-    progress: ProgressCallback | None = None,
-) -> BatchScoreResult:
-    """Score one accepted batch with the champion and replace its rows in the scores table.
-
-    The model's features are checked against the spec, and the batch's acceptance against the
-    ingest log, before any row is written. All chunks of the batch go into one Delta commit.
-
-    Args:
-        batch_id: an accepted batch.
-        champion: the model to score with (default: :func:`pipelines.registry.resolve_champion`).
-        progress: called after each chunk with (chunks done, rows done).
-
-    Raises:
-        BatchNotAcceptedError: the batch was refused, failed or never ingested.
-        NoChampionError: no model is promoted and none was given.
-        FeatureMismatchError: the model was trained on other features than the spec's.
-    """
-    ctx = _context(settings, champion, spec, params)
-    return _score_batch(ctx, batch_id, progress)
-
-
-def scored_versions(settings: Settings) -> pl.DataFrame:
-    """Distinct (batch_id, model_version, data_version) present in the scores table."""
-    uri = scores_uri(settings)
-    schema = {"batch_id": pl.String(), "model_version": pl.String(), "data_version": pl.String()}
-    if not table_exists(uri):
-        return pl.DataFrame(schema=schema)
-    return pl.scan_delta(uri).select(list(schema)).unique().collect()
-
-
-def stale_batches(settings: Settings, model_version: str) -> list[str]:
-    """Accepted batches without scores by ``model_version`` for their current data version."""
-    accepted = accepted_data_versions(settings)
-    done = scored_versions(settings).filter(pl.col("model_version") == model_version)
-    current = {
-        b
-        for b, v in zip(done["batch_id"].to_list(), done["data_version"].to_list(), strict=True)
-        if accepted.get(b) == v
-    }
-    return sorted(b for b in accepted if b not in current)
-
-
-def latest_scores(
-    settings: Settings, model_version: str, batches: list[str] | None = None
-) -> pl.DataFrame:
-    """One row per entity: its score from the latest batch scored by ``model_version``.
-
-    "Latest" is the greatest batch id (batch ids sort in time order, e.g. ``2016-03``), then
-    the latest ``scored_at``. Only ``batches`` (default: every accepted batch) are considered.
-    """
-    uri = scores_uri(settings)
-    batches = sorted(accepted_data_versions(settings)) if batches is None else batches
-    return (
-        pl.scan_delta(uri)
-        .filter((pl.col("model_version") == model_version) & pl.col("batch_id").is_in(batches))
-        .sort(["batch_id", "scored_at"])
-        .unique(subset="entity_id", keep="last", maintain_order=False)
-        .sort("entity_id")
-        .collect()
-    )
-
-
-def publish_serving_snapshot(
-    *,
-    settings: Settings | None = None,
-    champion: ChampionRef | None = None,
-    params: ScoringParams | None = None,
-) -> SnapshotManifest:
-    """Publish the champion's latest score of every entity as the new serving snapshot.
-
-    Refuses (IncompleteScoresError) while any accepted batch lacks the champion's scores for its
-    current data version, so a snapshot never serves a partial population and never mixes
-    model versions.
-    """
-    settings = settings or get_settings()
-    params = params or scoring_params(load_params(settings.params_path))
-    champion = champion or resolve_champion(settings)
-    if champion is None:
-        raise NoChampionError("no champion model: nothing to publish")
-    return _publish(settings, champion, params)[0]
-
-
-def _publish(
-    settings: Settings, champion: ChampionRef, params: ScoringParams
-) -> tuple[SnapshotManifest, ScoreSummary]:
-    missing = stale_batches(settings, champion.version)
-    if missing:
-        raise IncompleteScoresError(
-            f"{len(missing)} accepted batch(es) have no scores by champion {champion.version} "
-            f"for their current data: {missing[:10]}; run `scoreloop rescore` first"
-        )
-    frame = latest_scores(settings, champion.version)
-    summary = ScoreSummary()
-    summary.add(frame, sample_rows=5)
-    manifest = publish_snapshot(
-        frame,
-        champion.model_dir,
-        settings.spec_path,
-        settings.snapshots,
-        keep=params.snapshot_keep,
-    )
-    return manifest, summary
-
-
-@dataclass
-class RescoreResult:
-    """What a rescore did: batches scored, batches already current, the snapshot published."""
-
-    model_version: str
-    scored: list[BatchScoreResult]
-    skipped: list[str]
-    snapshot: SnapshotManifest | None
-    #: Score distribution of the published snapshot (one row per entity).
-    snapshot_summary: ScoreSummary | None = None
-
-
-def rescore_population(
-    *,
-    settings: Settings | None = None,
-    champion: ChampionRef | None = None,
-    force: bool = False,
-    publish: bool = True,
-    on_batch: Callable[[BatchScoreResult], None] | None = None,
-) -> RescoreResult:
-    """Score every accepted batch with the champion, then publish one snapshot of its scores.
-
-    Batches already scored by the champion for their current data version are skipped unless
-    ``force``. The snapshot is published only after every batch is scored, so it never mixes
-    model versions; if a batch fails, nothing is published and the current snapshot stays.
-    Earlier champions' rows stay in the scores table (told apart by ``model_version``).
-    """
-    ctx = _context(settings, champion, None, None)
-    accepted = sorted(accepted_data_versions(ctx.settings))
-    todo = accepted if force else stale_batches(ctx.settings, ctx.champion.version)
-    results: list[BatchScoreResult] = []
-    for batch_id in todo:
-        result = _score_batch(ctx, batch_id)
-        log.info("rescored batch %s with %s: %d rows", batch_id, result.model_version, result.rows)
-        results.append(result)
-        if on_batch is not None:
-            on_batch(result)
-    manifest, summary = None, None
-    if publish and accepted:
-        manifest, summary = _publish(ctx.settings, ctx.champion, ctx.params)
-    return RescoreResult(
-        model_version=ctx.champion.version,
-        scored=results,
-        skipped=[b for b in accepted if b not in todo],
-        snapshot=manifest,
-        snapshot_summary=summary,
-    )
-
-
-def sample_markdown(sample: pl.DataFrame | None) -> str:
-    """A few scored rows with their reasons, as a markdown table (for Dagster metadata)."""
-    if sample is None or sample.height == 0:
-        return "_no rows_"
-    lines = ["| entity_id | score | decision | reasons |", "|---|---|---|---|"]
-    for row in sample.iter_rows(named=True):
-        reasons = "; ".join(
-            f"{r['feature']}={r['value']} ({r['contribution']:+.3f})" for r in row["reasons"]
-        )
-        lines.append(f"| {row['entity_id']} | {row['score']:.4f} | {row['decision']} | {reasons} |")
-    return "\n".join(lines)

@@ -10,7 +10,8 @@ A snapshot is a folder under the snapshots directory, published once and never c
         metadata.json
         card.md          (when the bundle has one)
         spec.yaml        the dataset spec the scores and the model follow
-        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow, id dtype, columns)
+        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow, id dtype, columns,
+                         top_k: the reasons per row batch scoring wrote, which /predict returns)
     <snapshots_dir>/CURRENT   the snapshot id being served (swapped with os.replace)
 
 Readers (the lookup service) memory-map ``scores.arrow``: opening 10M rows costs a checksum and
@@ -36,6 +37,8 @@ import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict
 
 from pipelines.errors import ScoreloopError
+from pipelines.explain import DEFAULT_TOP_K
+from pipelines.features import FeatureMismatchError
 from pipelines.model_bundle import (
     CARD_FILE,
     METADATA_FILE,
@@ -46,6 +49,7 @@ from pipelines.model_bundle import (
     load_metadata,
     read_json_model,
 )
+from pipelines.score import ScoringError, check_bundle
 from pipelines.spec import POLARS_DTYPES, DatasetSpec, DType, SpecError, load_spec
 
 SCORES_FILE = "scores.arrow"
@@ -112,6 +116,9 @@ class SnapshotManifest(BaseModel):
     id_dtype: DType
     columns: list[str]
     spec_name: str = ""
+    #: Reasons per row (``scoring.top_k``): the scores have them, ``POST /predict`` returns as
+    #: many. Snapshots published before it was recorded carry the default.
+    top_k: int = DEFAULT_TOP_K
     format_version: int = FORMAT_VERSION
 
 
@@ -216,6 +223,7 @@ def publish_snapshot(
     snapshots_dir: Path,
     *,
     keep: int = 3,
+    top_k: int = DEFAULT_TOP_K,
 ) -> SnapshotManifest:
     """Write a new snapshot, point CURRENT at it atomically, and prune to ``keep`` snapshots.
 
@@ -226,6 +234,8 @@ def publish_snapshot(
         spec_path: the dataset spec file the scores and the model follow.
         snapshots_dir: where snapshots and the CURRENT pointer live.
         keep: how many snapshots to keep on disk (the current one is never pruned).
+        top_k: the reasons per row the scores were made with (``scoring.top_k``), recorded in
+            the manifest so on-demand scoring returns as many.
 
     Raises:
         SnapshotError: the frame breaks the contract, or the bundle or spec cannot be read or
@@ -233,6 +243,8 @@ def publish_snapshot(
     """
     if keep < 1:
         raise SnapshotError(f"keep must be >= 1, got {keep}")
+    if top_k < 1:
+        raise SnapshotError(f"top_k must be >= 1, got {top_k}")
     bundle_dir = Path(bundle_dir)
     spec_path = Path(spec_path)
     snapshots_dir = Path(snapshots_dir)
@@ -280,6 +292,7 @@ def publish_snapshot(
             id_dtype=spec.id.dtype,
             columns=frame.columns,
             spec_name=spec.name,
+            top_k=top_k,
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
         _fsync_file(staging / MANIFEST_FILE)
@@ -398,11 +411,10 @@ def load_snapshot(
         bundle = load_bundle(directory)
     except ModelLoadError as exc:
         raise SnapshotError(f"snapshot {manifest.snapshot_id}: {exc}") from exc
-    if list(bundle.metadata.features) != spec.feature_names:
-        raise SnapshotError(
-            f"snapshot {manifest.snapshot_id}: model features {bundle.metadata.features} do not "
-            f"match spec features {spec.feature_names}"
-        )
+    try:
+        check_bundle(bundle, spec)
+    except (FeatureMismatchError, ScoringError) as exc:
+        raise SnapshotError(f"snapshot {manifest.snapshot_id}: {exc}") from exc
     return LoadedSnapshot(
         manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle
     )

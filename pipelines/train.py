@@ -22,6 +22,7 @@ from pipelines.errors import ScoreloopError
 from pipelines.features import prepare_features
 from pipelines.model_bundle import ModelMetadata
 from pipelines.params import Params
+from pipelines.score import class_mapping, positive_probability
 from pipelines.settings import PROJECT_ROOT
 from pipelines.spec import DatasetSpec
 from pipelines.training_set import LABEL_COLUMN, split_frame, summary
@@ -110,15 +111,6 @@ def fit_catboost(
     else:
         model.fit(train_pool)
     return model
-
-
-def predict_scores(model: CatBoostClassifier, frame: pl.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    """P(positive class) for every row, through the shared feature preparation."""
-    features = prepare_features(frame, spec)
-    names = list(model.feature_names_ or [])
-    if names and names != list(features.columns):
-        features = features.select(names)
-    return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
 
 
 def choose_threshold(
@@ -226,7 +218,7 @@ def train_challenger(
     model = fit_catboost(train, validation, spec, params)
     seconds = time.perf_counter() - started
     _make_reproducible(model, data_version)
-    val_scores = predict_scores(model, validation, spec)
+    val_scores = positive_probability(model, validation, spec)
     threshold = choose_threshold(
         validation[LABEL_COLUMN].to_numpy(), val_scores, params.threshold_policy, params.threshold
     )
@@ -253,6 +245,7 @@ def train_challenger(
                 if validation_metrics[k] is not None
             },
             reference_profile=reference_profile(train, spec, params.profile_bins),
+            classes=class_mapping(spec),
             training_set=summary(training_set),
         )
     )

@@ -52,7 +52,6 @@ class ServingSettings(Settings):
         default=5.0, ge=0.0, description="Seconds between CURRENT polls; 0 disables following."
     )
     verify_checksum: bool = Field(default=True, description="Check sha256 of scores on load.")
-    reasons_top_k: int = Field(default=3, ge=1, le=50, description="Reasons returned by /predict.")
     bench_routes: bool = Field(default=False, description="Mount /bench/hello (benchmarks only).")
 
 

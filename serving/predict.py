@@ -1,8 +1,9 @@
 """On-demand scoring of one posted record with the snapshot's model.
 
-The record is checked by the same pandera rules as a landed batch (``validate_batch``), turned
-into model input by the same ``prepare_features``, and explained by the same SHAP reason codes as
-batch scoring, so a record gets the score it would get in a scored batch.
+The record is checked by the same pandera rules as a landed batch (``validate_batch``) and
+scored by the same scorer as batch scoring (:func:`pipelines.score.score_frame`: features,
+positive-class probability, decision, SHAP reasons), with the ``top_k`` the snapshot's scores
+were made with, so a record gets the score and reasons it would get in a scored batch.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from pipelines.errors import ScoreloopError
-from pipelines.explain import reason_codes, shap_values
-from pipelines.features import prepare_features
+from pipelines.score import score_frame
 from pipelines.spec import DatasetSpec
 from pipelines.validate import validate_batch
 from serving.store import Snapshot
@@ -81,27 +80,22 @@ def record_frame(record: Mapping[str, Any], spec: DatasetSpec) -> pl.DataFrame:
     return result.valid
 
 
-def predict_record(snapshot: Snapshot, record: Mapping[str, Any], top_k: int) -> dict[str, Any]:
-    """Score and explain one record with the snapshot's model."""
+def predict_record(snapshot: Snapshot, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Score and explain one record with the snapshot's model and the snapshot's ``top_k``."""
     spec = snapshot.loaded.spec
-    bundle = snapshot.loaded.bundle
+    manifest = snapshot.manifest
     valid = record_frame(record, spec)
-    features = prepare_features(valid, spec)
-    classes = [str(c) for c in (bundle.model.classes_ if bundle.model.classes_ is not None else [])]
-    positive = classes.index(str(spec.positive_label))
-    proba = float(np.asarray(bundle.model.predict_proba(features, thread_count=1))[0, positive])
-    explanation = shap_values(bundle.model, features, bundle.metadata.categorical, thread_count=1)
-    sign = 1.0 if positive == 1 else -1.0
-    reasons = reason_codes(features, sign * explanation.contributions, top_k).to_list()[0]
-    threshold = float(bundle.metadata.threshold)
-    return {
+    scored = score_frame(
+        snapshot.loaded.bundle,
+        valid,
+        spec,
+        top_k=manifest.top_k,
+        thread_count=1,
+        model_version=manifest.model_version,
+    ).row(0, named=True)
+    return scored | {
+        # The record's own id (None when omitted), not the placeholder validation needed.
         "entity_id": record.get(spec.id.name),
-        "score": proba,
-        "decision": proba >= threshold,
-        "threshold": threshold,
-        "model_name": snapshot.manifest.model_name,
-        "model_version": snapshot.manifest.model_version,
+        "model_name": manifest.model_name,
         "snapshot_id": snapshot.snapshot_id,
-        "expected_value": sign * explanation.expected_value,
-        "reasons": reasons,
     }

@@ -33,7 +33,7 @@ def monitor_command(
         reference_auc,
     )
     from pipelines.performance import performance_batch, performance_uri
-    from pipelines.score import scored_versions
+    from pipelines.scores_table import scored_versions
     from pipelines.settings import get_settings
     from pipelines.staleness import staleness
 

@@ -1,4 +1,5 @@
-"""``scoreloop score`` and ``scoreloop rescore``: the CLI doors to :mod:`pipelines.score`."""
+"""``scoreloop score`` and ``scoreloop rescore``: the CLI doors to :mod:`pipelines.scores_table`
+and :mod:`pipelines.rescore`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def score_command(
 ) -> None:
     """Score accepted batches with the champion (replaces that model's rows of each batch)."""
     from pipelines.features import FeatureMismatchError
-    from pipelines.score import ScoringError, score_batch, scores_uri
+    from pipelines.score import ScoringError
+    from pipelines.scores_table import score_batch, scores_uri
     from pipelines.settings import get_settings
 
     settings = get_settings()
@@ -51,7 +53,9 @@ def rescore_command(
 ) -> None:
     """Score every accepted batch with the champion, then publish one serving snapshot."""
     from pipelines.features import FeatureMismatchError
-    from pipelines.score import BatchScoreResult, ScoringError, rescore_population
+    from pipelines.rescore import rescore_population
+    from pipelines.score import ScoringError
+    from pipelines.scores_table import BatchScoreResult
     from pipelines.snapshot import SnapshotError
 
     def report(result: BatchScoreResult) -> None:

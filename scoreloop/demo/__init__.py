@@ -362,7 +362,7 @@ def sample_table(rows: pl.DataFrame, title: str) -> Table:
 
 
 def publish_summary(ctx: DemoContext, run: Any, before: SnapshotManifest | None) -> Group:
-    from pipelines.score import scores_uri
+    from pipelines.scores_table import scores_uri
     from pipelines.snapshot import read_current
 
     manifest = read_current(ctx.settings.snapshots)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, status
 from fastapi.responses import JSONResponse
 
 from pipelines.spec import DatasetSpec
-from serving.deps import SettingsDep, SnapshotDep
+from serving.deps import SnapshotDep
 from serving.predict import RecordError, predict_record
 from serving.schemas import ErrorOut, PredictErrorOut, PredictOut
 
@@ -46,7 +46,6 @@ def build_router(spec: DatasetSpec) -> APIRouter:
     @router.post("/predict", response_model=PredictOut, responses=RESPONSES)
     def predict(
         snapshot: SnapshotDep,
-        settings: SettingsDep,
         record: dict[str, Any] = Body(
             description="One record: the spec's feature columns (id and event time optional).",
             examples=[example],
@@ -54,7 +53,7 @@ def build_router(spec: DatasetSpec) -> APIRouter:
     ) -> Any:
         """Score one record now with the served model (same features and reasons as batches)."""
         try:
-            return predict_record(snapshot, record, settings.reasons_top_k)
+            return predict_record(snapshot, record)
         except RecordError as exc:
             spec_name = snapshot.loaded.spec.name
             return JSONResponse(

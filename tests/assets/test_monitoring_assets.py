@@ -22,7 +22,7 @@ from assets.resources import RESOURCES
 from pipelines.alerts import alerts_path
 from pipelines.drift import read_drift
 from pipelines.performance import read_performance
-from pipelines.score import score_batch
+from pipelines.scores_table import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 

@@ -19,7 +19,7 @@ from assets import scoring as scoring_assets
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES
 from assets.runner import materialize_batch
-from pipelines.score import scores_uri
+from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings
 from pipelines.snapshot import load_snapshot, read_current
 from pipelines.spec import DatasetSpec

@@ -23,7 +23,7 @@ import yaml
 
 from pipelines.ingest import LOG_SCHEMA, log_uri
 from pipelines.registry import decisions, list_versions, resolve_champion
-from pipelines.score import scores_uri
+from pipelines.scores_table import scores_uri
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.snapshot import read_current
 from pipelines.tables import read_table, table_uri

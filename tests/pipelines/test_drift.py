@@ -24,7 +24,7 @@ from pipelines.drift import (
     read_drift,
 )
 from pipelines.monitoring import MonitoringError, MonitoringParams
-from pipelines.score import score_batch
+from pipelines.scores_table import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 from pipelines.train import reference_profile

@@ -24,9 +24,9 @@ from assets.resources import ScoreloopResource
 from assets.training import challenger, champion, evaluation, training_set
 from pipelines.model_bundle import MODEL_FILE, load_bundle
 from pipelines.registry import decisions, list_versions, resolve_champion, version_commit
+from pipelines.score import positive_probability
 from pipelines.settings import PROJECT_ROOT, Settings, get_settings
 from pipelines.spec import DatasetSpec
-from pipelines.train import predict_scores
 from pipelines.training_set import split_frame
 from pipelines.workspace import TRAINING_SET, file_md5, lock_hash, status_clean
 from scoreloop.cli import app
@@ -143,6 +143,6 @@ def test_dagster_chain_gate_and_clean_clone_repro(
     assert json.loads(registered_metrics)["challenger"]["roc_auc"] > 0.8
     frame = pl.read_parquet(clone / TRAINING_SET)
     holdout = split_frame(frame, "holdout")
-    rebuilt = predict_scores(load_bundle(clone / "model").model, holdout, spec)
-    served = predict_scores(load_bundle(first_champion.model_dir).model, holdout, spec)
+    rebuilt = positive_probability(load_bundle(clone / "model").model, holdout, spec)
+    served = positive_probability(load_bundle(first_champion.model_dir).model, holdout, spec)
     assert (rebuilt == served).all()

@@ -18,7 +18,7 @@ from pipelines.performance import (
     plot_auc_history,
     read_performance,
 )
-from pipelines.score import score_batch
+from pipelines.scores_table import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 from pipelines.tables import read_table, table_uri

@@ -20,7 +20,7 @@ from pipelines.monitoring import (
     reference_auc,
 )
 from pipelines.performance import PERFORMANCE_SCHEMA, read_performance
-from pipelines.score import score_batch
+from pipelines.scores_table import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 from pipelines.staleness import is_stale

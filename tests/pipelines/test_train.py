@@ -10,12 +10,12 @@ import pytest
 
 from pipelines.model_bundle import load_bundle, save_bundle
 from pipelines.model_card import render_card
+from pipelines.score import positive_probability
 from pipelines.spec import DatasetSpec
 from pipelines.train import (
     TrainingError,
     TrainingParams,
     choose_threshold,
-    predict_scores,
     reference_profile,
     train_challenger,
 )
@@ -35,8 +35,8 @@ def test_two_trainings_on_the_same_data_predict_identically(
 ) -> None:
     holdout = split_frame(training_frame, "holdout")
     first, second = _train(training_frame, spec), _train(training_frame, spec)
-    a = predict_scores(first.model, holdout, spec)
-    b = predict_scores(second.model, holdout, spec)
+    a = positive_probability(first.model, holdout, spec)
+    b = positive_probability(second.model, holdout, spec)
     assert np.array_equal(a, b)
     # The model file itself is byte-identical (no random GUID, no finish time in it).
     first.model.save_model(str(tmp_path / "a.cbm"))
@@ -51,7 +51,8 @@ def test_thread_count_does_not_change_predictions(
     one = _train(training_frame, spec, PARAMS.model_copy(update={"thread_count": 1}))
     two = _train(training_frame, spec, PARAMS.model_copy(update={"thread_count": 2}))
     assert np.array_equal(
-        predict_scores(one.model, holdout, spec), predict_scores(two.model, holdout, spec)
+        positive_probability(one.model, holdout, spec),
+        positive_probability(two.model, holdout, spec),
     )
 
 
@@ -72,7 +73,8 @@ def test_metadata_and_bundle_round_trip(
     bundle = load_bundle(save_bundle(trained.model, meta, tmp_path / "model"))
     holdout = split_frame(training_frame, "holdout")
     assert np.array_equal(
-        predict_scores(bundle.model, holdout, spec), predict_scores(trained.model, holdout, spec)
+        positive_probability(bundle.model, holdout, spec),
+        positive_probability(trained.model, holdout, spec),
     )
     card = render_card(meta)
     assert "# Model card: employment v0.0.9" in card and "max_f1" in card

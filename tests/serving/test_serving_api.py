@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from support.serving import TOKEN
 
 from pipelines.features import prepare_features
 from pipelines.model_bundle import load_bundle
+from pipelines.score import score_frame
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import publish_snapshot
 from pipelines.spec import DatasetSpec
@@ -125,16 +127,41 @@ def test_predict_gives_the_batch_score_for_the_same_record(
 def test_predict_matches_pipelines_scoring(
     client: TestClient, scored_rows: pl.DataFrame, bundle_v1: Path, spec: DatasetSpec
 ) -> None:
-    """Same record, same score as the batch scoring function of pipelines.score."""
-    scoring = pytest.importorskip("pipelines.score")
+    """Same record, same score as the one scorer batch scoring uses (pipelines.score)."""
     rows = scored_rows.head(3)
-    batch = scoring.score_records(load_bundle(bundle_v1), rows, spec, model_version="v0.0.1")
+    batch = score_frame(load_bundle(bundle_v1), rows, spec, model_version="v0.0.1")
     for row, expected in zip(rows.iter_rows(named=True), batch.iter_rows(named=True), strict=True):
         body = client.post("/predict", json=_record(row, spec)).json()
         assert body["score"] == pytest.approx(expected["score"], rel=1e-12)
         assert [r["feature"] for r in body["reasons"]] == [
             r["feature"] for r in expected["reasons"]
         ]
+
+
+def test_predict_returns_the_top_k_the_snapshot_was_scored_with(
+    client: TestClient,
+    scored_rows: pl.DataFrame,
+    bundle_v1: Path,
+    snapshots: Path,
+    spec: DatasetSpec,
+) -> None:
+    """One knob: batch scoring's ``scoring.top_k`` travels in the manifest to /predict."""
+    rows = scored_rows.head(2)
+    scored = score_frame(load_bundle(bundle_v1), rows, spec, top_k=5).with_columns(
+        pl.lit("2015-01").alias("batch_id"),
+        pl.lit(datetime(2026, 2, 1, tzinfo=UTC)).alias("scored_at"),
+        pl.lit("md5-test").alias("data_version"),
+    )
+    manifest = publish_snapshot(scored, bundle_v1, BUNDLED_SPEC, snapshots, top_k=5)
+    assert manifest.top_k == 5
+    reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert reload.json()["result"] == "swapped"
+    row = rows.row(0, named=True)
+    body = client.post("/predict", json=_record(row, spec)).json()
+    assert [r["feature"] for r in body["reasons"]] == [
+        r["feature"] for r in scored["reasons"][0].to_list()
+    ]
+    assert len(body["reasons"]) == 5
 
 
 def test_predict_names_field_and_rule(

@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import numpy as np
 import polars as pl
 
-from pipelines.explain import reason_codes, shap_values
-from pipelines.features import prepare_features
 from pipelines.model_bundle import load_bundle, save_bundle
+from pipelines.score import score_frame
 from pipelines.spec import DatasetSpec
 from support.scoring import bundle_metadata, fit_model
 
@@ -44,24 +42,11 @@ def scores_frame(
     bundle_dir: Path, rows: pl.DataFrame, spec: DatasetSpec, *, batch_id: str = "2015-01"
 ) -> pl.DataFrame:
     """The scores-table rows batch scoring would write for ``rows`` (one per entity)."""
-    bundle = load_bundle(bundle_dir)
-    features = prepare_features(rows, spec)
-    score = np.asarray(bundle.model.predict_proba(features, thread_count=2))[:, 1]
-    explanation = shap_values(bundle.model, features, spec.categorical_names, thread_count=2)
-    return pl.DataFrame(
-        {
-            "entity_id": rows[spec.id.name],
-            "batch_id": batch_id,
-            "score": score,
-            "decision": score >= bundle.metadata.threshold,
-            "threshold": bundle.metadata.threshold,
-            "model_name": bundle.metadata.name,
-            "model_version": bundle.metadata.version,
-            "reasons": reason_codes(features, explanation.contributions, 3),
-            "expected_value": explanation.expected_value,
-            "scored_at": datetime(2026, 2, 1, tzinfo=UTC),
-            "data_version": "md5-test",
-        }
+    scored = score_frame(load_bundle(bundle_dir), rows, spec, thread_count=2)
+    return scored.with_columns(
+        pl.lit(batch_id).alias("batch_id"),
+        pl.lit(datetime(2026, 2, 1, tzinfo=UTC)).alias("scored_at"),
+        pl.lit("md5-test").alias("data_version"),
     )
 
 
