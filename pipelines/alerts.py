@@ -205,6 +205,20 @@ def new_ingest_alerts(table_root: str, since: dict[str, str]) -> tuple[list[Aler
     return alerts, seen
 
 
+@dataclass(frozen=True)
+class IngestAlerts:
+    """What the ingest-alert sensor delivers: new alerts, and the cursor to store for next time."""
+
+    alerts: list[Alert]
+    cursor: str
+
+
+def pending_ingest_alerts(table_root: str, cursor: str | None) -> IngestAlerts:
+    """:func:`new_ingest_alerts` since a stored cursor (JSON of its ``since``; None at first)."""
+    alerts, seen = new_ingest_alerts(table_root, json.loads(cursor) if cursor else {})
+    return IngestAlerts(alerts=alerts, cursor=json.dumps(seen, sort_keys=True))
+
+
 def drift_alert(batch_id: str, model_version: str, drifted: pl.DataFrame) -> Alert | None:
     """An alert naming the drifted features of a batch (None when nothing drifted)."""
     if drifted.height == 0:
@@ -264,3 +278,30 @@ def run_failure_alert(
         batch_id=partition,
         details={"job": job_name, "run_id": run_id, "partition": partition, "failed_steps": steps},
     )
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """One failed step of a run: the user-facing description if any, else the error message."""
+
+    step: str
+    description: str | None = None
+    error: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        why = self.description or (self.error.strip() if self.error else None)
+        return f"{self.step}: {why}" if why else None
+
+
+def failed_run_alert(
+    job_name: str,
+    run_id: str,
+    partition: str | None,
+    failures: Sequence[StepFailure],
+    run_message: str | None,
+) -> Alert:
+    """The alert of a failed run: each failed step's reason, else the run's own failure message."""
+    reasons = [m for f in failures if (m := f.message)]
+    error = "; ".join(reasons) or run_message or "run failed"
+    return run_failure_alert(job_name, run_id, partition, error, [f.step for f in failures])

@@ -38,9 +38,11 @@ from pipelines.monitoring import (
     monitoring_params,
     training_batches,
 )
+from pipelines.plots import batches_figure, save_png
+from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.tables import read_table, table_exists, table_uri, write_batch
+from pipelines.tables import read_batches, read_table, table_uri, write_batch
 
 DRIFT = "drift"
 EPSILON = 1e-4
@@ -49,6 +51,8 @@ UNSEEN_SHARE = "unseen_share"
 SCORE_PSI = "score_psi"
 #: Score bins of the score reference (quantiles of the reference scores).
 SCORE_BINS = 10
+#: What drift reads of the scores table.
+SCORE_COLUMNS: dict[str, pl.DataType] = {"batch_id": pl.String(), "score": pl.Float64()}
 
 DRIFT_SCHEMA: dict[str, pl.DataType] = {
     "batch_id": pl.String(),
@@ -218,16 +222,8 @@ def read_drift(settings: Settings | None = None, batch_id: str | None = None) ->
 
 def champion_scores(settings: Settings, model_version: str, batches: list[str]) -> pl.DataFrame:
     """``batch_id, score`` of ``model_version`` in ``batches`` (empty when none are scored)."""
-    from pipelines.scores_table import SCORES
-
-    uri = table_uri(settings.tables, SCORES)
-    if not batches or not table_exists(uri):
-        return pl.DataFrame(schema={"batch_id": pl.String(), "score": pl.Float64()})
-    return (
-        pl.scan_delta(uri)
-        .filter(pl.col("batch_id").is_in(batches) & (pl.col("model_version") == model_version))
-        .select("batch_id", "score")
-        .collect()
+    return read_batches(
+        scores_uri(settings), batches, SCORE_COLUMNS, where={"model_version": model_version}
     )
 
 
@@ -242,12 +238,7 @@ def reference_of(champion: Champion, settings: Settings, spec: DatasetSpec) -> d
             f"champion {champion.version} has no reference_profile in its metadata and does not "
             "record its training batches: retrain it with `scoreloop train` (which writes both)"
         )
-    uri = table_uri(settings.tables, VALIDATED)
-    rows = (
-        pl.scan_delta(uri).filter(pl.col("batch_id").is_in(train)).collect()
-        if table_exists(uri)
-        else pl.DataFrame(schema=validated_schema(spec))
-    )
+    rows = read_batches(table_uri(settings.tables, VALIDATED), train, validated_schema(spec))
     if rows.height == 0:
         raise MonitoringError(
             f"champion {champion.version}: its training batches {train} are not in the "
@@ -369,11 +360,6 @@ def _fmt(value: float | None) -> str:
 
 def plot_drift_history(drift: pl.DataFrame, path: Path, *, threshold: float, top: int = 8) -> Path:
     """PNG of PSI per feature across batches (the ``top`` features by their largest PSI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     frame = drift.filter(pl.col("metric").is_in([PSI, SCORE_PSI])).sort("batch_id")
     batches = sorted(frame["batch_id"].unique().to_list())
     worst = (
@@ -383,7 +369,7 @@ def plot_drift_history(drift: pl.DataFrame, path: Path, *, threshold: float, top
         .head(top)["feature"]
         .to_list()
     )
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(batches)), 4))
+    fig, ax = batches_figure(batches)
     x = {b: i for i, b in enumerate(batches)}
     for feature in worst:
         part = frame.filter(pl.col("feature") == feature)
@@ -395,17 +381,6 @@ def plot_drift_history(drift: pl.DataFrame, path: Path, *, threshold: float, top
             label=feature,
         )
     ax.axhline(threshold, linestyle="--", color="red", linewidth=1, label=f"threshold {threshold}")
-    ax.set_xticks(range(len(batches)), batches, rotation=60, fontsize=7)
     ax.set(xlabel="batch", ylabel="PSI vs training", title="Drift per feature over batches")
     ax.legend(fontsize=7, loc="upper left")
     return save_png(fig, path)
-
-
-def save_png(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata={"Software": None})
-    plt.close(fig)
-    return path

@@ -24,6 +24,7 @@ from sklearn.metrics import (
 from pipelines.errors import ScoreloopError
 from pipelines.metrics import calibration, score_metrics
 from pipelines.model_bundle import ClassMapping
+from pipelines.plots import new_figure, save_png
 from pipelines.score import positive_probability
 from pipelines.spec import DatasetSpec
 from pipelines.training_set import LABEL_COLUMN
@@ -132,16 +133,11 @@ def write_evaluation(evaluation: dict[str, Any], out_dir: Path) -> dict[str, Pat
 
 
 def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
-    """ROC, calibration and slice-comparison PNGs (matplotlib Agg, no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """ROC, calibration and slice-comparison PNGs (:mod:`pipelines.plots`)."""
     out: dict[str, Path] = {}
     models = evaluation["models"]
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = new_figure(5, 5)
     for role, curve in evaluation["curves"].items():
         auc = models[role]["overall"]["roc_auc"]
         ax.plot(
@@ -152,9 +148,9 @@ def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
     ax.legend(loc="lower right", fontsize=8)
-    out["roc_png"] = _save(fig, plots / "roc.png")
+    out["roc_png"] = save_png(fig, plots / "roc.png")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = new_figure(5, 5)
     for role, data in models.items():
         ax.plot(
             [p["mean_predicted"] for p in data["calibration"]],
@@ -165,7 +161,7 @@ def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
     ax.set(xlabel="mean predicted", ylabel="fraction positive", title="Calibration (holdout)")
     ax.legend(loc="upper left", fontsize=8)
-    out["calibration_png"] = _save(fig, plots / "calibration.png")
+    out["calibration_png"] = save_png(fig, plots / "calibration.png")
 
     labels: list[str] = []
     per_role: dict[str, list[float]] = {role: [] for role in models}
@@ -176,7 +172,7 @@ def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
             for role, data in models.items():
                 auc = data["slices"][column].get(value, {}).get("roc_auc")
                 per_role[role].append(float("nan") if auc is None else float(auc))
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(labels)), 4))
+    fig, ax = new_figure(max(6, 0.45 * len(labels)), 4)
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(labels))
     for i, (role, values) in enumerate(per_role.items()):
@@ -186,15 +182,5 @@ def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
     ax.set_ylim(max(0.0, min(finite, default=0.5) - 0.05), 1.0)
     ax.set(ylabel="ROC AUC", title="ROC AUC per slice (holdout)")
     ax.legend(fontsize=8)
-    out["slices_png"] = _save(fig, plots / "slices.png")
+    out["slices_png"] = save_png(fig, plots / "slices.png")
     return out
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    # No timestamps in the PNG, so the same evaluation gives the same bytes (DVC hash).
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return path

@@ -57,9 +57,18 @@ class MonitoringParams(BaseModel):
     def from_params(cls, params: Params) -> MonitoringParams:
         return cls.model_validate(params.section("monitoring"))
 
+    def judges(self, labelled_rows: int) -> bool:
+        """Whether realised performance on this many labelled rows is judged (alerts, checks)."""
+        return labelled_rows >= self.min_labelled_rows
+
 
 def monitoring_params(settings: Settings) -> MonitoringParams:
     return MonitoringParams.from_params(load_params(settings.params_path))
+
+
+def plots_dir(settings: Settings) -> Path:
+    """Where the monitoring PNGs (drift and AUC over batches) are kept."""
+    return settings.state_root / "monitoring" / "plots"
 
 
 @dataclass(frozen=True)

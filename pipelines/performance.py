@@ -7,7 +7,7 @@ numbers the holdout evaluation reports, so realised and expected performance com
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,11 @@ import polars as pl
 from pipelines.ingest import LABELS, accepted_batches, labels_schema
 from pipelines.metrics import score_metrics
 from pipelines.monitoring import Champion, MonitoringError, current_champion
+from pipelines.plots import batches_figure, save_png
+from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.tables import read_table, table_exists, table_uri, write_batch
+from pipelines.tables import read_batches, read_table, table_exists, table_uri, write_batch
 
 PERFORMANCE = "performance"
 
@@ -87,16 +89,14 @@ def labelled_scores(
     settings: Settings, spec: DatasetSpec, batch_id: str, model_version: str
 ) -> pl.DataFrame:
     """``entity_id, score, threshold, label`` of the batch's rows that are scored and labelled."""
-    from pipelines.scores_table import SCORES
-
-    scores_uri = table_uri(settings.tables, SCORES)
-    if not table_exists(scores_uri):
+    uri = scores_uri(settings)
+    if not table_exists(uri):
         raise MonitoringError(f"no scores table under {settings.tables}: score the batch first")
-    scores = (
-        pl.scan_delta(scores_uri)
-        .filter((pl.col("batch_id") == batch_id) & (pl.col("model_version") == model_version))
-        .select("entity_id", "score", "threshold")
-        .collect()
+    scores = read_batches(
+        uri,
+        [batch_id],
+        {"entity_id": spec.id.polars_dtype, "score": pl.Float64(), "threshold": pl.Float64()},
+        where={"model_version": model_version},
     )
     if scores.height == 0:
         raise MonitoringError(
@@ -114,6 +114,26 @@ def labelled_scores(
     return scores.join(labels, on="entity_id", how="inner")
 
 
+@dataclass(frozen=True)
+class PerformanceMetrics:
+    """One row of the performance table, typed (see :func:`compute_performance`)."""
+
+    batch_id: str
+    model_version: str
+    rows: int
+    positive_rate: float
+    decision_rate: float
+    roc_auc: float | None
+    log_loss: float
+    brier: float
+    accuracy: float
+    threshold: float
+    computed_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class PerformanceReport:
     """Realised performance of one batch, as written to the performance table."""
@@ -124,8 +144,8 @@ class PerformanceReport:
     table_version: int
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        return self.frame.row(0, named=True)
+    def metrics(self) -> PerformanceMetrics:
+        return PerformanceMetrics(**self.frame.row(0, named=True))
 
 
 def performance_batch(
@@ -171,16 +191,9 @@ def plot_auc_history(
     performance: pl.DataFrame, path: Path, *, reference_auc: float | None, tolerance: float
 ) -> Path:
     """PNG of realised ROC AUC per batch, with the reference AUC and the alert floor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pipelines.drift import save_png
-
     frame = performance.sort("batch_id")
     batches = frame["batch_id"].to_list()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(batches)), 4))
+    fig, ax = batches_figure(batches)
     ax.plot(range(len(batches)), frame["roc_auc"].to_list(), marker="o", label="realised ROC AUC")
     if reference_auc is not None:
         ax.axhline(
@@ -193,7 +206,6 @@ def plot_auc_history(
             linewidth=1,
             label=f"alert floor {reference_auc - tolerance:.3f}",
         )
-    ax.set_xticks(range(len(batches)), batches, rotation=60, fontsize=7)
     ax.set(xlabel="batch", ylabel="ROC AUC", title="Realised performance over batches")
     ax.legend(fontsize=7, loc="lower left")
     return save_png(fig, path)

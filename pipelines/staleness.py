@@ -1,5 +1,9 @@
 """Staleness: is the champion due for retraining? A pure decision (:func:`is_stale`) over the
-drift and performance tables, and :func:`staleness` that reads them as they are now."""
+drift and performance tables, and :func:`staleness` that reads them as they are now.
+
+:func:`retraining_request` is the staleness sensor's decision (pure): whether to request a
+retraining run, under which run key and tags, with which alert; :func:`staleness_trigger` feeds
+it the tables as they are now. The sensor only delivers what it returns."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.alerts import Alert, stale_alert
 from pipelines.drift import read_drift
 from pipelines.ingest import accepted_batches
 from pipelines.monitoring import (
@@ -21,6 +26,13 @@ from pipelines.monitoring import (
 )
 from pipelines.performance import read_performance
 from pipelines.settings import Settings, get_settings
+
+#: Tags of a retraining run the staleness sensor requests.
+TRIGGER_TAG = "scoreloop/trigger"
+STALE_CHAMPION_TAG = "scoreloop/stale_champion"
+REASONS_TAG = "scoreloop/stale_reasons"
+#: Run tag values are kept short; the full reasons are in the alert.
+MAX_TAG = 1000
 
 
 @dataclass
@@ -142,3 +154,62 @@ def staleness(
     decision.details["reference_auc_source"] = auc[1] if auc else None
     decision.details["reference_auc"] = auc[0] if auc else None
     return decision
+
+
+@dataclass(frozen=True)
+class RetrainingRequest:
+    """Request one retraining run: its run key (also the cursor to store), tags and alert."""
+
+    run_key: str
+    tags: dict[str, str]
+    alert: Alert
+
+
+@dataclass(frozen=True)
+class NoRetraining:
+    """No retraining run is requested, and why."""
+
+    reason: str
+
+
+def retraining_request(
+    decision: StalenessDecision | None, newest_batch: str | None, last_run_key: str | None
+) -> RetrainingRequest | NoRetraining:
+    """Whether the staleness sensor requests retraining (pure: no IO).
+
+    One request per (champion version, newest accepted batch) judged stale: the run key
+    ``stale-<version>-<batch>`` is also the cursor, so an unchanged state neither re-requests nor
+    re-alerts on every tick; a new batch (or a new champion) that is still stale asks again.
+
+    Args:
+        decision: :func:`staleness` now (None without a champion).
+        newest_batch: the newest accepted batch id, None if there is none.
+        last_run_key: the run key of the previous request (the sensor's cursor).
+    """
+    if decision is None:
+        return NoRetraining("no champion model promoted yet")
+    version = str(decision.details["champion_version"])
+    if not decision.stale:
+        return NoRetraining(f"champion {version} is not stale")
+    run_key = f"stale-{version}-{newest_batch or 'none'}"
+    if run_key == last_run_key:
+        return NoRetraining(f"retraining already requested for {run_key}")
+    return RetrainingRequest(
+        run_key=run_key,
+        tags={
+            TRIGGER_TAG: "staleness",
+            STALE_CHAMPION_TAG: version,
+            REASONS_TAG: "; ".join(decision.reasons)[:MAX_TAG],
+        },
+        alert=stale_alert(version, decision.reasons, run_requested=True),
+    )
+
+
+def staleness_trigger(
+    settings: Settings | None = None, last_run_key: str | None = None
+) -> RetrainingRequest | NoRetraining:
+    """:func:`retraining_request` on the tables and the registry as they are now."""
+    settings = settings or get_settings()
+    decision = staleness(settings)
+    batches = accepted_batches(settings.tables, "records")
+    return retraining_request(decision, batches[-1] if batches else None, last_run_key)

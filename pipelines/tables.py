@@ -213,6 +213,25 @@ def read_table(
     return lf.collect()
 
 
+def read_batches(
+    uri: str,
+    batch_ids: Sequence[str],
+    schema: Mapping[str, pl.DataType],
+    *,
+    where: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """The ``schema`` columns of the rows of ``batch_ids`` whose columns equal ``where``.
+
+    A table that does not exist yet (or no batch asked for) reads as an empty frame of ``schema``.
+    """
+    if not batch_ids or not table_exists(uri):
+        return pl.DataFrame(schema=dict(schema))
+    condition = pl.col(BATCH_COLUMN).is_in(list(batch_ids))
+    for column, value in (where or {}).items():
+        condition &= pl.col(column) == value
+    return pl.scan_delta(uri).filter(condition).select(list(schema)).collect()
+
+
 def table_version(uri: str, storage_options: Mapping[str, str] | None = None) -> int | None:
     options = dict(storage_options or {})
     if not table_exists(uri, options):

@@ -23,18 +23,15 @@ def monitor_command(
     """Measure drift and realised performance of batches vs the champion, then judge staleness."""
     import polars as pl
 
-    from pipelines.alerts import alert_sinks, drift_alert, performance_alert, send_alert
-    from pipelines.drift import drift_batch, drift_uri
+    from pipelines.alerts import alert_sinks, send_alert
+    from pipelines.drift import drift_uri
     from pipelines.ingest import accepted_batches
-    from pipelines.monitoring import (
-        MonitoringError,
-        current_champion,
-        monitoring_params,
-        reference_auc,
-    )
-    from pipelines.performance import performance_batch, performance_uri
+    from pipelines.monitor import monitor_batch
+    from pipelines.monitoring import MonitoringError, current_champion, monitoring_params
+    from pipelines.performance import performance_uri
     from pipelines.scores_table import scored_versions
     from pipelines.settings import get_settings
+    from pipelines.spec import load_spec
     from pipelines.staleness import staleness
 
     settings = get_settings()
@@ -42,50 +39,44 @@ def monitor_command(
     if champion is None:
         console.print("[red]error:[/red] no champion model: train and promote one first")
         raise typer.Exit(1)
+    spec = load_spec(settings.spec_path)
     params = monitoring_params(settings)
     scored = set(
         scored_versions(settings).filter(pl.col("model_version") == champion.version)["batch_id"]
     )
     todo = batches or sorted(set(accepted_batches(settings.tables, "records")) & scored)
-    labelled = set(accepted_batches(settings.tables, "labels"))
-    reference = reference_auc(champion.metadata, settings.registry)
     sinks = alert_sinks(settings) if alert else []
     table = Table("batch", "rows", "drifted", "max PSI", "labelled rows", "ROC AUC", "accuracy")
     failed = 0
     for batch_id in todo:
         try:
-            drift = drift_batch(batch_id, settings=settings, champion=champion, params=params)
+            result = monitor_batch(
+                batch_id, settings=settings, champion=champion, spec=spec, params=params
+            )
         except MonitoringError as exc:
             console.print(f"[red]{batch_id}:[/red] {exc}")
             failed += 1
             continue
-        psi = drift.psi_table()
+        if problem := result.problems.get("performance"):
+            console.print(f"[yellow]{batch_id}:[/yellow] {problem}")
+        drift = result.drift
+        assert drift is not None  # drift is always measured here
         row = [
             batch_id,
-            str(drift.rows),
-            ", ".join(drift.drifted_features) or "-",
-            f"{float(psi['psi'].fill_null(0.0).max() or 0.0):.3f}",  # type: ignore[arg-type]
+            str(drift.report.rows),
+            ", ".join(drift.report.drifted_features) or "-",
+            f"{drift.max_psi:.3f}",
         ]
-        if sinks and (found := drift_alert(batch_id, champion.version, drift.drifted)):
+        if (performance := result.performance) is not None:
+            metrics = performance.metrics
+            auc = metrics.roc_auc
+            row += [
+                str(metrics.rows),
+                "" if auc is None else f"{auc:.4f}",
+                f"{metrics.accuracy:.2%}",
+            ]
+        for found in result.alerts if sinks else []:
             send_alert(found, sinks)
-        if batch_id in labelled:
-            try:
-                metrics = performance_batch(batch_id, settings=settings, champion=champion).metrics
-            except MonitoringError as exc:
-                console.print(f"[yellow]{batch_id}:[/yellow] {exc}")
-                metrics = None
-            if metrics is not None:
-                auc = metrics["roc_auc"]
-                row += [
-                    str(metrics["rows"]),
-                    "" if auc is None else f"{auc:.4f}",
-                    f"{metrics['accuracy']:.2%}",
-                ]
-                drop = performance_alert(
-                    metrics, reference[0] if reference else None, params.auc_tolerance
-                )
-                if sinks and drop and metrics["rows"] >= params.min_labelled_rows:
-                    send_alert(drop, sinks)
         table.add_row(*row)
     console.print(table)
     console.print(

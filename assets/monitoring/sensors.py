@@ -1,0 +1,95 @@
+"""Alerts and the retraining trigger. Each sensor asks a pure ``pipelines`` function what to do
+and only delivers it:
+
+- ``monitoring_failure_sensor`` (run failure sensor): ``pipelines.alerts.failed_run_alert``
+  names the failed run's job, partition and each failed step's error;
+- ``ingest_alert_sensor``: ``pipelines.alerts.pending_ingest_alerts`` finds the refused and
+  failed batches in the ingest logs since its cursor;
+- ``staleness_sensor``: ``pipelines.staleness.staleness_trigger`` says whether the champion is
+  stale and a ``retraining`` run is due (one per champion and newest batch), with its tags.
+"""
+
+import dagster as dg
+
+from assets.monitoring.delivery import deliver
+from assets.resources import ScoreloopResource
+from pipelines.alerts import StepFailure, failed_run_alert, pending_ingest_alerts
+from pipelines.staleness import NoRetraining, staleness_trigger
+
+RETRAINING_JOB = "retraining"
+
+
+def _step_failures(context: dg.RunFailureSensorContext) -> list[StepFailure]:
+    failures = []
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        user = data.user_failure_data
+        failures.append(
+            StepFailure(
+                step=event.step_key or "",
+                description=user.description if user is not None else None,
+                error=data.error.message if data.error is not None else None,
+            )
+        )
+    return failures
+
+
+@dg.run_failure_sensor(
+    name="monitoring_failure_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alert a person (alert log + webhook) about every failed run.",
+)
+def monitoring_failure_sensor(
+    context: dg.RunFailureSensorContext, scoreloop: ScoreloopResource
+) -> None:
+    """Send an alert naming the failed run's job, partition and error."""
+    run = context.dagster_run
+    alert = failed_run_alert(
+        run.job_name,
+        run.run_id,
+        run.tags.get("dagster/partition"),
+        _step_failures(context),
+        context.failure_event.message,
+    )
+    deliver([alert], scoreloop.settings(), context.log, "run failure alert")
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alert on refused and failed batches (records and labels) in the ingest logs.",
+)
+def ingest_alert_sensor(
+    context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
+) -> dg.SensorResult | dg.SkipReason:
+    """New refused/failed entries of the ingest logs become alerts (cursor: last seen time)."""
+    settings = scoreloop.settings()
+    found = pending_ingest_alerts(settings.tables, context.cursor)
+    deliver(found.alerts, settings, context.log, "alert")
+    if not found.alerts:
+        return dg.SensorResult(skip_reason="no new refused or failed batch", cursor=found.cursor)
+    return dg.SensorResult(cursor=found.cursor)
+
+
+@dg.sensor(
+    job_name=RETRAINING_JOB,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="When the champion is stale (drift, performance drop, age), request retraining.",
+)
+def staleness_sensor(
+    context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Request one ``retraining`` run per (champion, newest batch) state judged stale."""
+    settings = scoreloop.settings()
+    trigger = staleness_trigger(settings, context.cursor)
+    if isinstance(trigger, NoRetraining):
+        return dg.SkipReason(trigger.reason)
+    deliver([trigger.alert], settings, context.log, "staleness alert")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=trigger.run_key, job_name=RETRAINING_JOB, tags=trigger.tags)
+        ],
+        cursor=trigger.run_key,
+    )

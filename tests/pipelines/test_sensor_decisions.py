@@ -1,0 +1,89 @@
+"""What the monitoring sensors decide, as pure functions without Dagster: the retraining request
+(with its dedup per champion and newest batch), the failed-run alert, the ingest-alert cursor."""
+
+from __future__ import annotations
+
+import polars as pl
+from support.scoring import ingest_batch
+
+from pipelines.alerts import StepFailure, failed_run_alert, pending_ingest_alerts
+from pipelines.settings import Settings
+from pipelines.spec import DatasetSpec
+from pipelines.staleness import (
+    MAX_TAG,
+    NoRetraining,
+    RetrainingRequest,
+    StalenessDecision,
+    retraining_request,
+)
+
+
+def _decision(stale: bool, reasons: list[str] | None = None) -> StalenessDecision:
+    return StalenessDecision(
+        stale=stale, reasons=reasons or [], details={"champion_version": "v0.0.3"}
+    )
+
+
+def test_no_request_without_a_champion_or_when_fresh() -> None:
+    assert retraining_request(None, "2016-01", None) == NoRetraining(
+        "no champion model promoted yet"
+    )
+    assert retraining_request(_decision(False), "2016-01", None) == NoRetraining(
+        "champion v0.0.3 is not stale"
+    )
+
+
+def test_a_stale_champion_is_retrained_once_per_newest_batch() -> None:
+    stale = _decision(True, ["age: 13 batches since the newest training batch", "x" * 2000])
+    first = retraining_request(stale, "2016-01", None)
+    assert isinstance(first, RetrainingRequest)
+    assert first.run_key == "stale-v0.0.3-2016-01"
+    assert first.tags["scoreloop/trigger"] == "staleness"
+    assert first.tags["scoreloop/stale_champion"] == "v0.0.3"
+    assert first.tags["scoreloop/stale_reasons"].startswith("age: 13 batches")
+    assert len(first.tags["scoreloop/stale_reasons"]) == MAX_TAG
+    assert first.alert.kind == "stale"
+    assert first.alert.message.startswith("retraining requested: age: 13 batches")
+    assert first.alert.details["reasons"] == stale.reasons  # the alert keeps every word
+
+    again = retraining_request(stale, "2016-01", first.run_key)
+    assert again == NoRetraining("retraining already requested for stale-v0.0.3-2016-01")
+    later = retraining_request(stale, "2016-02", first.run_key)
+    assert isinstance(later, RetrainingRequest) and later.run_key == "stale-v0.0.3-2016-02"
+    assert isinstance(retraining_request(stale, None, None), RetrainingRequest)
+
+
+def test_failed_run_alert_names_each_step_and_falls_back_to_the_run_message() -> None:
+    alert = failed_run_alert(
+        "ingest_job",
+        "run-1",
+        "2015-07",
+        [
+            StepFailure("raw_batch", description="cannot read batch_2015-07.parquet"),
+            StepFailure("validated_batch", error="ValueError: boom\n"),
+            StepFailure("scores"),
+        ],
+        "Execution of run failed.",
+    )
+    assert alert.kind == "run_failure" and alert.batch_id == "2015-07"
+    assert alert.title == "run of ingest_job (partition 2015-07) failed"
+    assert alert.message == (
+        "raw_batch: cannot read batch_2015-07.parquet; validated_batch: ValueError: boom"
+    )
+    assert alert.details["failed_steps"] == ["raw_batch", "validated_batch", "scores"]
+    assert failed_run_alert("job", "run-2", None, [], "run was killed").message == (
+        "run was killed"
+    )
+    assert failed_run_alert("job", "run-3", None, [], None).message == "run failed"
+
+
+def test_ingest_alert_cursor_round_trips(
+    settings: Settings, acs: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    empty = pending_ingest_alerts(settings.tables, None)
+    assert (empty.alerts, empty.cursor) == ([], "{}")
+    ingest_batch(settings, acs, spec, "2015-01", start=0, rows=200, bad=50)
+    first = pending_ingest_alerts(settings.tables, empty.cursor)
+    assert [(a.kind, a.batch_id) for a in first.alerts] == [("batch_refused", "2015-01")]
+    assert pending_ingest_alerts(settings.tables, first.cursor).alerts == []
+    assert pending_ingest_alerts(settings.tables, first.cursor).cursor == first.cursor
