@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from scoreloop.serve_process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -134,12 +135,6 @@ def measure_load(snapshots: Path, entities: int) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- load generators
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ms(value: str) -> float:
@@ -264,52 +259,20 @@ def run_load(
 # --------------------------------------------------------------------------- servers
 
 
-def start_server(name: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`scoreloop serve --server NAME`: the same command people run, one worker."""
-    cmd = [
-        str(BIN / "scoreloop"),
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--server",
-        name,
-    ]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{base} not ready in {timeout} s")
-
-
 def bench_server(
     name: str, state: Path, entities: int, seconds: float, repeats: int, workdir: Path
 ) -> dict[str, float]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORELOOP_")}
-    env.update(
-        SCORELOOP_STATE_ROOT=str(state),
-        SCORELOOP_BENCH_ROUTES="1",
-        SCORELOOP_ADMIN_TOKEN=secrets.token_urlsafe(24),
-        SCORELOOP_RELOAD_INTERVAL_S="30",
-    )
-    process = start_server(name, port, env, workdir / f"{name}.log")
-    try:
-        wait_ready(base, process)
+    env = {
+        "SCORELOOP_STATE_ROOT": str(state),
+        "SCORELOOP_BENCH_ROUTES": "1",
+        "SCORELOOP_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "SCORELOOP_RELOAD_INTERVAL_S": "30",
+    }
+    # `scoreloop serve --server NAME`: the same command people run, one worker
+    args = ("--log-level", "warning", "--server", name)
+    log = workdir / f"{name}.log"
+    with ServiceProcess(env, *args, log=log, ready_timeout=120, stop_timeout=15) as service:
+        base = service.base_url
         run_load(base, "hello", 1, entities, workdir)  # warm-up
         run_load(base, "lookup", 1, entities, workdir)
         hello: list[dict[str, float]] = []
@@ -321,12 +284,6 @@ def bench_server(
             latency.append(
                 run_load(base, "lookup", seconds, entities, workdir, LATENCY_CONNECTIONS)
             )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
     med = statistics.median
     return {
         "hello_rps": med(r["rps"] for r in hello),

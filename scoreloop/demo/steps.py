@@ -1,0 +1,363 @@
+"""The demo's steps, in order (:data:`STEPS`): each a function of the shared :class:`DemoContext`
+that runs real code (Dagster in-process through :mod:`assets.runner`, ``scoreloop serve`` as a
+process) and returns its summary block (:mod:`scoreloop.demo.render`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import typer
+import yaml
+from rich.console import Console, Group, RenderableType
+
+from assets import runner
+from pipelines.alerts import alerts_path
+from pipelines.ingest import VALIDATED, accepted_batches
+from pipelines.params import Params
+from pipelines.settings import BUNDLED_SPEC, Settings
+from pipelines.simulate import SimulationResult, simulate
+from pipelines.snapshot import SnapshotManifest, read_current
+from pipelines.spec import DatasetSpec
+from pipelines.tables import table_uri
+from scoreloop.demo import render
+from scoreloop.demo.state import ensure_dagster_home
+from scoreloop.serve_process import ServiceProcess, ServiceStartError
+
+#: Faults the demo injects (batch id -> simulator faults), early enough to show with ``--limit 8``:
+#: a batch with a few bad rows (accepted, quarantine non-empty), a batch refused as a whole by the
+#: blocking reject-rate check, and a file that cannot be read (its run fails, nothing else does).
+DEMO_FAULTS: dict[str, list[str]] = {
+    "2015-03": ["corrupt_rows", "nulls"],
+    "2015-05": ["wrong_types"],
+    "2015-07": ["truncated_file"],
+}
+SOURCE = BUNDLED_SPEC.parent / "employment_MA.parquet"
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: settings, inputs, and each step's results for later steps."""
+
+    settings: Settings
+    spec: DatasetSpec
+    params: Params
+    console: Console
+    limit: int | None = None
+    simulation: SimulationResult | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    #: One line per step for the final summary (step name -> outcome).
+    headlines: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    name: str
+    title: str
+    run: Callable[[DemoContext], RenderableType | None]
+
+
+def _stop(ctx: DemoContext, message: str, run: runner.BatchRun | None = None) -> int:
+    """Print why the demo stops (and the run's errors); the exit code for ``typer.Exit``."""
+    ctx.console.print(f"[red]demo stopped:[/red] {message}")
+    for error in run.errors if run is not None else []:
+        ctx.console.print(f"  {error}")
+    return 1
+
+
+def simulate_step(ctx: DemoContext) -> RenderableType:
+    """Land the bundled data as monthly batch and label files, with a few faults."""
+    knobs = ctx.params.simulate
+    with render.progress(ctx.console) as progress:
+        task = progress.add_task("landing files", total=None, note="")
+        ctx.simulation = simulate(
+            ctx.spec,
+            SOURCE,
+            ctx.settings.landing,
+            seed=knobs.seed,
+            batches_per_period=knobs.batches_per_period,
+            label_lag=knobs.label_lag,
+            faults=DEMO_FAULTS,
+            limit=ctx.limit,
+            on_file=lambda path: progress.update(task, advance=1, note=path.name),
+        )
+    sim = ctx.simulation
+    ctx.headlines["simulate"] = f"{len(sim.batches)} batches + labels landed"
+    return (
+        f"landed {len(sim.batches)} batches ({sim.batches[0]} .. {sim.batches[-1]}) and their "
+        f"labels in {ctx.settings.landing}; faults: "
+        + ", ".join(f"{b}={'+'.join(f)}" for b, f in DEMO_FAULTS.items() if b in sim.batches)
+    )
+
+
+def ingest_step(ctx: DemoContext) -> RenderableType:
+    """Materialise raw_batch, validated_batch, quarantine and labels for every landed batch."""
+    assert ctx.simulation is not None, "the ingest step runs after the simulate step"
+    landed = {path.name for path in ctx.simulation.files}
+    plan = [
+        (b, True, any(name.startswith(f"labels_{b}.") for name in landed))
+        for b in ctx.simulation.batches
+    ]
+    home = ensure_dagster_home(ctx.settings.dagster)
+    with render.progress(ctx.console) as progress:
+        task = progress.add_task("ingesting batches", total=len(plan), note="")
+
+        def done(run: runner.BatchRun) -> None:
+            note = "ok" if run.success else "[red]failed[/red]"
+            if run.failed_checks:
+                note = "[yellow]refused[/yellow]"
+            progress.update(task, advance=1, note=f"{run.batch_id} {note}")
+
+        runs = runner.ingest_batches(home, plan, on_done=done)
+    ctx.results["ingest_runs"] = runs
+    refused = sum(1 for r in runs if r.failed_checks)
+    failed = sum(1 for r in runs if not r.success) - refused
+    ctx.headlines["ingest"] = (
+        f"{len(runs) - refused - failed} accepted, {refused} refused, {failed} failed"
+    )
+    return render.ingest_summary(ctx.settings.tables, len(runs))
+
+
+def first_period_end(ctx: DemoContext) -> str:
+    """The last batch of the first period (``2015-12`` for the bundled data)."""
+    assert ctx.simulation is not None, "the training steps run after the simulate step"
+    batches = ctx.simulation.batches
+    return batches[min(ctx.params.simulate.batches_per_period, len(batches)) - 1]
+
+
+def params_until(settings: Settings, until: str) -> Path:
+    """A copy of the params file with ``split.until`` set (under the state root)."""
+    raw = yaml.safe_load(Path(settings.params_path).read_text()) or {}
+    raw.setdefault("split", {})["until"] = until
+    path = settings.state_root / "demo" / f"params.until-{until}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def champion_step(ctx: DemoContext) -> RenderableType:
+    """The first champion: trained on the first period only (the 2015 batches)."""
+    from pipelines.registry import resolve_champion
+
+    until = first_period_end(ctx)
+    params_path = params_until(ctx.settings, until)
+    with ctx.console.status(f"training the first champion on batches up to {until} ..."):
+        run = runner.run_retraining(
+            ensure_dagster_home(ctx.settings.dagster),
+            params_path=params_path,
+            tags={"scoreloop/demo_step": "first-champion"},
+        )
+    summary, outcome = render.retraining_summary(ctx.settings, run)
+    ctx.headlines["champion"] = f"{outcome['headline']}, trained up to {until}"
+    champion = resolve_champion(ctx.settings)
+    if champion is None:
+        raise typer.Exit(_stop(ctx, "no champion after the first training run", run))
+    ctx.results["first_champion"] = champion.version
+    return Group(
+        f"window capped at split.until={until} (params copy {params_path})",
+        summary,
+        f"champion: {champion.name} {champion.version}; model dir {champion.model_dir}",
+        f"model card: {champion.model_dir / 'card.md'}  (with evaluation and gate: "
+        f"`scoreloop model show {champion.version}`, or the champion asset in the UI)",
+    )
+
+
+def snapshot_rows(settings: Settings, manifest: SnapshotManifest) -> pl.DataFrame:
+    return pl.read_ipc(settings.snapshots / manifest.snapshot_id / "scores.arrow")
+
+
+def published(ctx: DemoContext, run: runner.BatchRun, before: SnapshotManifest | None) -> Group:
+    """Check the scoring run published a snapshot, record it (and an entity to look up later)."""
+    from pipelines.scores_table import scores_uri
+
+    manifest = read_current(ctx.settings.snapshots)
+    if manifest is None or not run.success:
+        raise typer.Exit(_stop(ctx, "no serving snapshot was published", run))
+    scored = (
+        pl.scan_delta(scores_uri(ctx.settings))
+        .filter(pl.col("model_version") == manifest.model_version)
+        .select("batch_id")
+        .collect()
+    )
+    rows = snapshot_rows(ctx.settings, manifest)
+    ctx.results["snapshot"] = manifest
+    ctx.results["scored_rows"] = scored.height
+    ctx.results["lookup"] = rows.sample(1, seed=ctx.params.simulate.seed).row(0, named=True)
+    return render.publish_summary(
+        run,
+        manifest,
+        before,
+        scores_table=scores_uri(ctx.settings),
+        scored=scored,
+        rows=rows,
+        sample=rows.sample(4, seed=ctx.params.simulate.seed),
+    )
+
+
+def score_step(ctx: DemoContext) -> RenderableType:
+    """Score every accepted batch with the champion and publish the serving snapshot."""
+    before = read_current(ctx.settings.snapshots)
+    with ctx.console.status("scoring every accepted batch (with SHAP reasons) ..."):
+        run = runner.publish_snapshot(
+            ensure_dagster_home(ctx.settings.dagster), tags={"scoreloop/demo_step": "score"}
+        )
+    summary = published(ctx, run, before)
+    manifest = ctx.results["snapshot"]
+    ctx.headlines["score"] = (
+        f"{ctx.results['scored_rows']:,} rows in the scores table by {manifest.model_version}, "
+        f"snapshot of {manifest.row_count:,} entities"
+    )
+    return summary
+
+
+def challenger_step(ctx: DemoContext) -> RenderableType:
+    """A challenger on the newest labelled batches vs the champion; rescore if promoted."""
+    from pipelines.registry import resolve_champion
+
+    previous = resolve_champion(ctx.settings)
+    home = ensure_dagster_home(ctx.settings.dagster)
+    with ctx.console.status("training a challenger on the newest labelled batches ..."):
+        run = runner.run_retraining(home, tags={"scoreloop/demo_step": "challenger"})
+    summary, outcome = render.retraining_summary(ctx.settings, run)
+    champion = resolve_champion(ctx.settings)
+    ctx.results["challenger"] = outcome
+    ctx.headlines["challenger"] = outcome["headline"]
+    if not outcome["promoted"] or champion is None:
+        return Group(
+            summary,
+            f"the champion stays {previous.version if previous else None}; the snapshot is "
+            "unchanged",
+        )
+    request = runner.rescore_request(home, previous.version if previous else None)
+    if request is None:
+        raise typer.Exit(_stop(ctx, "the rescore sensor did not react to the promotion", run))
+    before = read_current(ctx.settings.snapshots)
+    with ctx.console.status(f"rescoring the population with {champion.version} ..."):
+        rescore = runner.publish_snapshot(home, tags=dict(request.tags))
+    rescored = published(ctx, rescore, before)
+    ctx.headlines["challenger"] = (
+        f"{outcome['headline']}; snapshot {before.model_version if before else None} -> "
+        f"{champion.version}"
+    )
+    return Group(
+        summary,
+        f"champion_rescore_sensor: champion {previous.version if previous else None} -> "
+        f"{champion.version}, requested rescore_job (run key {request.run_key})",
+        rescored,
+    )
+
+
+def monitor_step(ctx: DemoContext) -> RenderableType:
+    """Drift and realised performance of the newest batches, then the staleness verdict."""
+    from pipelines.drift import read_drift
+    from pipelines.performance import read_performance
+    from pipelines.registry import resolve_champion
+    from pipelines.staleness import staleness
+
+    batches = accepted_batches(ctx.settings.tables, "records")[-3:]
+    with ctx.console.status(f"drift and performance of {', '.join(batches)} ..."):
+        runs = runner.monitor_batches(ensure_dagster_home(ctx.settings.dagster), batches)
+    champion = resolve_champion(ctx.settings)
+    version = champion.version if champion else ""
+    drift = read_drift(ctx.settings).filter(
+        pl.col("model_version") == version, pl.col("batch_id").is_in(batches)
+    )
+    performance = read_performance(ctx.settings).filter(
+        pl.col("model_version") == version, pl.col("batch_id").is_in(batches)
+    )
+    decision = staleness(ctx.settings)
+    if decision is not None:
+        why = ", ".join(reason.split(":")[0] for reason in decision.reasons)
+        verdict_text = f"stale ({why})" if decision.stale else "fresh"
+        ctx.headlines["monitor"] = f"{version} is {verdict_text}"
+    path = alerts_path(ctx.settings)
+    return render.monitor_summary(
+        runs,
+        drift,
+        performance,
+        version=version,
+        decision=decision,
+        alerts_file=path,
+        alerts=len(path.read_text().splitlines()) if path.exists() else 0,
+    )
+
+
+def record_of(
+    settings: Settings, spec: DatasetSpec, entity_id: Any, batch_id: str
+) -> dict[str, Any]:
+    """The entity's validated record (spec features only), as the JSON /predict takes."""
+    frame = (
+        pl.scan_delta(table_uri(settings.tables, VALIDATED))
+        .filter(pl.col("batch_id") == batch_id, pl.col(spec.id.name) == entity_id)
+        .select(spec.feature_names)
+        .collect()
+    )
+    return frame.row(0, named=True) if frame.height else {}
+
+
+def serve_step(ctx: DemoContext) -> RenderableType:
+    """Start ``scoreloop serve`` on a free port, look one entity up, score one record, stop it."""
+    lookup = ctx.results.get("lookup")
+    manifest = read_current(ctx.settings.snapshots)
+    if lookup is None or manifest is None:
+        return "no snapshot published: nothing to serve"
+    log = ctx.settings.state_root / "demo" / "serve.log"
+    env = {
+        "SCORELOOP_STATE_ROOT": str(ctx.settings.state_root),
+        "SCORELOOP_SNAPSHOT_DIR": str(ctx.settings.snapshots),
+        "SCORELOOP_SPEC_PATH": str(ctx.settings.spec_path),
+        # a real admin token, generated for this run only (never printed)
+        "SCORELOOP_ADMIN_TOKEN": secrets.token_urlsafe(32),
+        "SCORELOOP_DEV_MODE": "0",
+    }
+    service = ServiceProcess(
+        env,
+        "--log-level",
+        "warning",
+        log=log,
+        ready_timeout=90.0,
+        stop_timeout=15.0,
+        inherit_scoreloop_env=True,
+    )
+    entity = lookup["entity_id"]
+    record = record_of(ctx.settings, ctx.spec, entity, lookup["batch_id"])
+    try:
+        with ctx.console.status("starting the lookup service on 127.0.0.1"), service:
+            served = service.request("GET", f"/scores/{entity}")
+            predicted = service.request("POST", "/predict", record)
+    except ServiceStartError as exc:
+        raise typer.Exit(_stop(ctx, f"the service did not become ready: {exc}")) from exc
+    ctx.results["served"] = {"status": served[0], "body": served[1]}
+    ctx.results["predicted"] = {"status": predicted[0], "body": predicted[1]}
+    ctx.headlines["serve"] = f"GET /scores -> {served[0]}, POST /predict -> {predicted[0]}"
+    assert service.ready_seconds is not None, "the service answered, so it was ready"
+    return render.serve_summary(
+        base_url=service.base_url,
+        pid=service.pid,
+        ready_seconds=service.ready_seconds,
+        snapshot_id=manifest.snapshot_id,
+        entity=entity,
+        served=served,
+        record=record,
+        predicted=predicted,
+        log=log,
+    )
+
+
+#: The demo, in order. Append a step to extend it.
+STEPS: list[DemoStep] = [
+    DemoStep("simulate", "Land batches and labels", simulate_step),
+    DemoStep("ingest", "Ingest every batch through Dagster", ingest_step),
+    DemoStep("champion", "Train the first champion on the first period", champion_step),
+    DemoStep("score", "Score every accepted batch, publish the serving snapshot", score_step),
+    DemoStep(
+        "challenger", "Challenger on the newest labelled batches vs champion", challenger_step
+    ),
+    DemoStep("monitor", "Drift, realised performance and staleness", monitor_step),
+    DemoStep("serve", "Serve: one lookup and one prediction over HTTP", serve_step),
+]
