@@ -1,0 +1,1 @@
+"""scoreloop's front doors: the release steps CI/CD calls (and, later, the CLI)."""
