@@ -16,9 +16,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
 BASE_IMAGE="${SCORELOOP_BASE_IMAGE:-localhost/scoreloop-base:bookworm}"
 SUITE="${SCORELOOP_SUITE:-bookworm}"
-# netavark + iptables: the network backend containers.conf names (Debian defaults to CNI without its plugins).
-PACKAGES=(podman runc debootstrap haproxy netavark aardvark-dns iptables)
-COMMANDS=(podman runc debootstrap haproxy)
+# netavark + iptables: the network backend containers.conf names (Debian defaults to CNI without
+# its plugins); catatonit: the init `--init` and containers.conf `init = true` run as PID 1.
+PACKAGES=(podman runc debootstrap haproxy netavark aardvark-dns iptables catatonit)
+COMMANDS=(podman runc debootstrap haproxy /usr/libexec/podman/catatonit)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

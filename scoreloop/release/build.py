@@ -283,7 +283,9 @@ def build_image(
         image,
     ]
     if engine.name == "podman":
-        args += ["--layers", "--network", "host"]
+        # OCI-format images drop HEALTHCHECK: build the docker format. apt in the build needs
+        # the host network (no bridge DNS for RUN here).
+        args += ["--format", "docker", "--layers", "--network", "host"]
     engine.run(
         [*args, str(context)],
         what=f"building {image} from {context}",
