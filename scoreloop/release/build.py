@@ -279,6 +279,12 @@ def build_image(
         f"REVISION={commit}",
         "--build-arg",
         f"MODEL_VERSION={model_version}",
+        # Also as --label: buildah 1.28 reuses a cached LABEL layer when only the build-arg
+        # changed, so the Dockerfile's LABEL alone can carry a stale commit.
+        "--label",
+        f"{REVISION_LABEL}={commit}",
+        "--label",
+        f"{MODEL_VERSION_LABEL}={model_version}",
         "--tag",
         image,
     ]

@@ -124,7 +124,14 @@ def wait_ready(
             body = response.json()
             if response.status_code == 200:
                 return Readiness(True, time.monotonic() - started, body.get("model_version"), None)
-            last = body.get("last_error") or f"/readyz answered {response.status_code}"
+            if body.get("last_error"):
+                # The snapshot was read and refused: waiting longer changes nothing.
+                raise ReleaseError(
+                    f"container {container.name} ({container.image}) refuses the mounted "
+                    f"snapshot: {body['last_error']}\nfix: publish a complete snapshot (model "
+                    "artifact included) in the snapshot dir, then retry"
+                )
+            last = f"/readyz answered {response.status_code}"
         except (httpx.HTTPError, ValueError) as exc:
             last = f"{type(exc).__name__}: {exc}"
         time.sleep(interval)
