@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench clean
+.PHONY: setup demo test lint typecheck ui serve bench clean container image
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -50,6 +50,17 @@ serve: setup
 
 bench: setup
 	for script in benchmarks/*.py; do $(VENV)/bin/python $$script || exit 1; done
+
+# podman + runc + debootstrap + haproxy from Debian and the local base image (root, idempotent).
+container:
+	deploy/container/setup.sh
+
+# The serving image of one model version: make image BUNDLE=<bundle dir> [SNAPSHOTS=<snapshots dir>]
+image: setup container
+	@test -n "$(BUNDLE)" || { echo "make image: set BUNDLE=<model bundle dir> (model.cbm + metadata.json)"; exit 2; }
+	$(VENV)/bin/python -c 'import sys; from pathlib import Path; from scoreloop.release.build import build_image; \
+	snap = sys.argv[2]; image = build_image(Path(sys.argv[1]), Path(snap) if snap else None); \
+	print(f"{image.image} {image.size_mb} MB ({image.seconds} s, base {image.base})")' "$(BUNDLE)" "$(SNAPSHOTS)"
 
 clean:
 	rm -rf .scoreloop

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from release_support import LookupLoad
 
 from scoreloop.release.build import BuiltImage
 from scoreloop.release.errors import ReleaseError
 from scoreloop.release.front import front_pid
+from scoreloop.release.load import LookupLoad
 from scoreloop.release.rollback import rollback
 from scoreloop.release.rollout import rollout, teardown
 from scoreloop.release.service import free_port
