@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench clean
+.PHONY: setup demo test lint typecheck ui serve bench clean container image
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -39,7 +39,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test: setup lint typecheck
+test: setup container lint typecheck
 	$(VENV)/bin/pytest --timeout=900
 
 ui: setup
@@ -50,6 +50,20 @@ serve: setup
 
 bench: setup
 	for script in benchmarks/*.py; do $(VENV)/bin/python $$script || exit 1; done
+
+# podman + runc + debootstrap + haproxy from Debian and the local base image (root, idempotent).
+# `make test` runs it too, so the image and release tests always have an engine where one can be
+# installed; a non-root user without podman gets a note and those tests skip saying why.
+container:
+	@if [ "$$(id -u)" = 0 ] || command -v podman >/dev/null 2>&1; then deploy/container/setup.sh; \
+	else echo "container: not root and no podman: the container tests will skip"; fi
+
+# The serving image of one model version: make image BUNDLE=<bundle dir> [SNAPSHOTS=<snapshots dir>]
+image: setup container
+	@test -n "$(BUNDLE)" || { echo "make image: set BUNDLE=<model bundle dir> (model.cbm + metadata.json)"; exit 2; }
+	$(VENV)/bin/python -c 'import sys; from pathlib import Path; from scoreloop.release.build import build_image; \
+	snap = sys.argv[2]; image = build_image(Path(sys.argv[1]), Path(snap) if snap else None); \
+	print(f"{image.image} {image.size_mb} MB ({image.seconds} s, base {image.base})")' "$(BUNDLE)" "$(SNAPSHOTS)"
 
 clean:
 	rm -rf .scoreloop

@@ -83,7 +83,7 @@ def test_demo_runs_the_whole_loop(state: Path, settings: Settings, tmp_path: Pat
         [str(Path(sys.executable).with_name("scoreloop")), "demo", "--limit", str(LIMIT)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         cwd=tmp_path,
         env={
             "SCORELOOP_STATE_ROOT": str(state),

@@ -1,0 +1,326 @@
+"""Build the serving image of one model version: serving-only wheels, a minimal context, labels.
+
+The image holds serving/ and the few pipelines modules it imports, on the ``serving`` dependency
+group of uv.lock (no dagster, dvc, gto, typer or training code). Wheels are built on the host
+(``pip wheel`` from ``uv export``) because pip inside a build cannot reach the index here; the
+Dockerfile installs them with ``--no-index``. The model itself is not baked in: the service
+reads it from the snapshot mounted at /snapshots; the image is tagged and labelled with the model
+version it was built and smoke-tested for, and the code commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pipelines.model_bundle import MODEL_FILE, ModelLoadError, load_metadata
+from pipelines.settings import get_settings
+from pipelines.snapshot import SnapshotError, read_current
+from scoreloop.release.engine import LOCAL_BASE_IMAGE, REPO_ROOT, SETUP_SCRIPT, container_engine
+from scoreloop.release.errors import ReleaseError
+
+DOCKERFILE = REPO_ROOT / "serving" / "Dockerfile"
+DEFAULT_REPOSITORY = "localhost/scoreloop-serving"
+SLIM_BASE = "python:3.11-slim-bookworm"
+REVISION_LABEL = "org.opencontainers.image.revision"
+MODEL_VERSION_LABEL = "ai.scoreloop.model.version"
+#: What the service loads: importing these pulls in every pipelines module the image needs.
+SERVING_ENTRY_MODULES = ("serving.main", "serving.__main__")
+_LIST_PIPELINES = (
+    "import importlib, sys\n"
+    "for name in sys.argv[1:]: importlib.import_module(name)\n"
+    "names = [m for m in sys.modules if m == 'pipelines' or m.startswith('pipelines.')]\n"
+    "print(' '.join(sorted(names)))"
+)
+
+
+def serving_pipelines_modules() -> list[str]:
+    """The pipelines modules serving/ imports (directly or through each other), found by importing
+    the service in a fresh interpreter: the image holds only these, and the list follows the code.
+    tests/release/test_image.py proves it is enough and that training code stays out."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LIST_PIPELINES, *SERVING_ENTRY_MODULES],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    return ["__init__" if m == "pipelines" else m.split(".", 1)[1] for m in out.stdout.split()]
+
+
+SPEC_FILE = Path("data") / "acs_employment" / "spec.yaml"
+
+Variant = Literal["serving", "all"]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """An image built for one model version at one code commit."""
+
+    image: str
+    image_id: str
+    model_version: str
+    commit: str
+    base: str
+    variant: Variant
+    size_mb: float
+    seconds: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def default_build_dir() -> Path:
+    """``SCORELOOP_BUILD_DIR``, else ``<state root>/build`` (wheels and contexts, reusable)."""
+    override = os.environ.get("SCORELOOP_BUILD_DIR")
+    return Path(override) if override else get_settings().state_root / "build"
+
+
+def _uv() -> str:
+    bundled = REPO_ROOT / ".tools" / "uv" / "bin" / "uv"
+    found = str(bundled) if bundled.exists() else shutil.which("uv")
+    if not found:
+        raise ReleaseError("uv not found (.tools/uv/bin/uv or PATH): run `make setup`")
+    return found
+
+
+def _pip() -> list[str]:
+    bundled = REPO_ROOT / ".tools" / "uv" / "bin" / "pip"
+    if bundled.exists():
+        return [str(bundled)]
+    found = shutil.which("pip3") or shutil.which("pip")
+    if not found:
+        raise ReleaseError("pip not found (.tools/uv/bin/pip or PATH): run `make setup`")
+    return [found]
+
+
+def export_requirements(variant: Variant = "serving") -> str:
+    """Pinned requirements from uv.lock: the ``serving`` group, or every runtime dependency."""
+    selection = ["--only-group", "serving"] if variant == "serving" else ["--no-dev"]
+    result = subprocess.run(
+        [_uv(), "export", "--frozen", "--no-emit-project", "--no-hashes", "--quiet", *selection],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ReleaseError(
+            f"`uv export` of the {variant} dependencies failed: {result.stderr.strip()}\n"
+            "fix: `uv lock` after editing pyproject.toml, then commit uv.lock"
+        )
+    return result.stdout
+
+
+def build_wheels(requirements: str, build_dir: Path) -> Path:
+    """Wheels for ``requirements`` in a folder keyed by their hash (built once, then reused)."""
+    key = hashlib.sha256(requirements.encode()).hexdigest()[:16]
+    wheels = build_dir / "wheels" / key
+    stamp = wheels / ".complete"
+    if stamp.exists():
+        return wheels
+    wheels.mkdir(parents=True, exist_ok=True)
+    requirements_file = wheels / "requirements.txt"
+    requirements_file.write_text(requirements)
+    result = subprocess.run(
+        [
+            *_pip(),
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-r",
+            str(requirements_file),
+            "-w",
+            str(wheels),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ReleaseError(
+            f"building wheels into {wheels} failed:\n{result.stderr.strip()[-2000:]}\n"
+            "fix: check the package index is reachable (pip config) and retry"
+        )
+    stamp.write_text(key)
+    return wheels
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def prepare_context(
+    context: Path, variant: Variant = "serving", build_dir: Path | None = None
+) -> Path:
+    """Assemble the build context: exactly the files serving/Dockerfile copies.
+
+    Returns ``context`` (emptied first), holding requirements.txt, wheels/, serving/,
+    pipelines/<the modules serving imports> and the bundled dataset spec.
+    """
+    requirements = export_requirements(variant)
+    wheels = build_wheels(requirements, build_dir or default_build_dir())
+    if context.exists():
+        shutil.rmtree(context)
+    (context / "wheels").mkdir(parents=True)
+    (context / "requirements.txt").write_text(requirements)
+    for wheel in sorted(wheels.glob("*.whl")):
+        _link_or_copy(wheel, context / "wheels" / wheel.name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile*")
+    shutil.copytree(REPO_ROOT / "serving", context / "serving", ignore=ignore)
+    (context / "pipelines").mkdir()
+    for module in serving_pipelines_modules():
+        shutil.copy2(REPO_ROOT / "pipelines" / f"{module}.py", context / "pipelines")
+    (context / SPEC_FILE).parent.mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / SPEC_FILE, context / SPEC_FILE)
+    return context
+
+
+def code_commit() -> str:
+    """The checkout's HEAD commit (``SCORELOOP_CODE_COMMIT`` wins, e.g. GITHUB_SHA in CI)."""
+    override = os.environ.get("SCORELOOP_CODE_COMMIT")
+    if override:
+        return override
+    result = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise ReleaseError(
+            f"cannot read the code commit in {REPO_ROOT}: {result.stderr.strip()}; "
+            "set SCORELOOP_CODE_COMMIT"
+        )
+    return result.stdout.strip()
+
+
+def check_bundle(bundle_dir: Path, snapshot_dir: Path | None = None) -> str:
+    """The bundle's model version, after checking its artifact (and the snapshot's version)."""
+    if not (bundle_dir / MODEL_FILE).is_file():
+        raise ReleaseError(
+            f"model artifact {bundle_dir / MODEL_FILE} is missing: fetch the version's artifacts "
+            "(`dvc pull` in the registry repo) before building"
+        )
+    try:
+        version = load_metadata(bundle_dir).version
+    except ModelLoadError as exc:
+        raise ReleaseError(f"model bundle {bundle_dir} is unreadable: {exc}") from exc
+    if snapshot_dir is not None:
+        try:
+            manifest = read_current(snapshot_dir)
+        except SnapshotError as exc:
+            raise ReleaseError(f"snapshot dir {snapshot_dir} is unreadable: {exc}") from exc
+        if manifest is None:
+            raise ReleaseError(
+                f"no snapshot published in {snapshot_dir} (no CURRENT): rescore with {version} "
+                "(`scoreloop rescore`) first"
+            )
+        if manifest.model_version != version:
+            raise ReleaseError(
+                f"snapshot {manifest.snapshot_id} in {snapshot_dir} serves "
+                f"{manifest.model_version}, not the bundle's {version}: rescore with {version} "
+                "first, or build from the bundle the snapshot was made with"
+            )
+    return str(version)
+
+
+def resolve_base(base: str | None = None) -> str:
+    """``base``, else ``SCORELOOP_IMAGE_BASE``, else the local debootstrap base if built, else
+    python:3.11-slim-bookworm."""
+    if base:
+        return base
+    override = os.environ.get("SCORELOOP_IMAGE_BASE")
+    if override:
+        return override
+    return LOCAL_BASE_IMAGE if container_engine().image_exists(LOCAL_BASE_IMAGE) else SLIM_BASE
+
+
+def build_image(
+    bundle_dir: Path,
+    snapshot_dir: Path | None = None,
+    *,
+    commit: str | None = None,
+    base: str | None = None,
+    repository: str = DEFAULT_REPOSITORY,
+    variant: Variant = "serving",
+    build_dir: Path | None = None,
+) -> BuiltImage:
+    """Build the serving image for the model version in ``bundle_dir``.
+
+    Args:
+        bundle_dir: the model version's bundle (model.cbm + metadata.json); its version names
+            the image.
+        snapshot_dir: the snapshots folder the release will serve; when given, its CURRENT
+            snapshot must serve the same version.
+        commit: code commit for the label and tag (default: HEAD, or SCORELOOP_CODE_COMMIT).
+        base: base image (default: see :func:`resolve_base`).
+        repository: image name without tag; the tag is ``<model version>-<commit[:12]>``.
+        variant: ``serving`` (the serving group) or ``all`` (every runtime dependency, for the
+            size comparison in benchmarks/deploy.py).
+        build_dir: where wheels and the context are kept (default :func:`default_build_dir`).
+
+    Raises:
+        ReleaseError: artifact missing, snapshot of another version, base image missing, or
+            the build failed (with the engine's last lines).
+    """
+    started = time.perf_counter()
+    model_version = check_bundle(bundle_dir, snapshot_dir)
+    commit = commit or code_commit()
+    engine = container_engine()
+    base = resolve_base(base)
+    if base == LOCAL_BASE_IMAGE and not engine.image_exists(base):
+        raise ReleaseError(
+            f"base image {base} is missing: run `sudo {SETUP_SCRIPT.relative_to(REPO_ROOT)}` "
+            "(debootstrap from the machine's apt mirror), or pass base=python:3.11-slim-bookworm"
+        )
+    build_dir = build_dir or default_build_dir()
+    context = prepare_context(build_dir / f"context-{variant}", variant, build_dir)
+    suffix = "" if variant == "serving" else f"-{variant}"
+    image = f"{repository}{suffix}:{model_version}-{commit[:12]}"
+    args = [
+        "build",
+        "--file",
+        str(DOCKERFILE),
+        "--build-arg",
+        f"BASE={base}",
+        "--build-arg",
+        f"REVISION={commit}",
+        "--build-arg",
+        f"MODEL_VERSION={model_version}",
+        # Also as --label: buildah 1.28 reuses a cached LABEL layer when only the build-arg
+        # changed, so the Dockerfile's LABEL alone can carry a stale commit.
+        "--label",
+        f"{REVISION_LABEL}={commit}",
+        "--label",
+        f"{MODEL_VERSION_LABEL}={model_version}",
+        "--tag",
+        image,
+    ]
+    if engine.name == "podman":
+        # OCI-format images drop HEALTHCHECK: build the docker format. apt in the build needs
+        # the host network (no bridge DNS for RUN here).
+        args += ["--format", "docker", "--layers", "--network", "host"]
+    engine.run(
+        [*args, str(context)],
+        what=f"building {image} from {context}",
+        fix="read the build output above; a missing base needs deploy/container/setup.sh",
+        timeout=1800,
+    )
+    info = engine.inspect_image(image)
+    labels = dict(info.get("Config", {}).get("Labels") or info.get("Labels") or {})
+    return BuiltImage(
+        image=image,
+        image_id=str(info["Id"]),
+        model_version=model_version,
+        commit=commit,
+        base=base,
+        variant=variant,
+        size_mb=round(float(info["Size"]) / 1e6, 1),
+        seconds=round(time.perf_counter() - started, 2),
+        labels=labels,
+    )
