@@ -1,60 +1,36 @@
 """Retraining: training set -> challenger -> evaluation (gate check) -> champion.
 
-Each asset runs one step of ``pipelines.workspace`` in the deployment repo: the step runs its
+Each asset runs one step of :mod:`pipelines.promote` in the deployment repo: the step runs its
 ``dvc.yaml`` stage through DVC, commits ``dvc.lock`` and pushes the outputs, so the DVC hash of the
-output is the asset's data version. ``evaluation`` carries the blocking ``gate`` check: a refused
-challenger is registered and its decision recorded, but ``champion`` does not run.
+output is the asset's data version. ``evaluation`` is the judge step: its blocking ``gate`` check
+reports the decision the step recorded (a refused challenger is registered and its decision
+logged), and ``champion`` does not run. ``champion`` concludes that recorded decision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
 from assets.metadata import bullet_list, png_markdown
 from assets.resources import RESOURCES, ScoreloopResource
-from pipelines.evaluate import EvaluationError
-from pipelines.gate import GateParams, decide
-from pipelines.model_bundle import ModelLoadError
-from pipelines.params import load_params
-from pipelines.registry import RegistryError
+from pipelines import promote
+from pipelines.errors import ScoreloopError
 from pipelines.settings import Settings
-from pipelines.train import TrainingError
-from pipelines.training_set import TrainingSetError
-from pipelines.workspace import (
-    WorkspaceError,
-    step_evaluate,
-    step_promote,
-    step_train,
-    step_training_set,
-)
 
 GROUP = "retraining"
-EXPECTED = (
-    EvaluationError,
-    ModelLoadError,
-    RegistryError,
-    TrainingError,
-    TrainingSetError,
-    WorkspaceError,
-)
+R = TypeVar("R")
 
 
-def _failure(exc: Exception) -> dg.Failure:
-    return dg.Failure(description=f"{type(exc).__name__}: {exc}")
-
-
-def _run_step(
-    step: Callable[[Settings], dict[str, Any]], scoreloop: ScoreloopResource
-) -> dict[str, Any]:
-    """Run one workspace step; an expected error fails the asset with its message."""
+def _run_step(step: Callable[[Settings], R], scoreloop: ScoreloopResource) -> R:
+    """Run one retraining step; an expected error fails the asset with its message."""
     try:
         return step(scoreloop.settings())
-    except EXPECTED as exc:
-        raise _failure(exc) from exc
+    except ScoreloopError as exc:
+        raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
 
 
 @dg.asset(
@@ -64,17 +40,17 @@ def _run_step(
     "event time (DVC-versioned parquet in the deployment repo).",
 )
 def training_set(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    result = _run_step(step_training_set, scoreloop)
-    splits = result["splits"]
+    result = _run_step(promote.prepare_training_set, scoreloop)
+    splits = result.splits
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(result["data_version"]),
+        data_version=dg.DataVersion(result.data_version),
         metadata={
-            "dvc_md5": result["data_version"],
-            "path": dg.MetadataValue.path(result["path"]),
-            "dagster/row_count": result["rows"],
+            "dvc_md5": result.data_version,
+            "path": dg.MetadataValue.path(str(result.path)),
+            "dagster/row_count": result.rows,
             **{f"{name}_rows": info["rows"] for name, info in splits.items()},
             **{f"{name}_batches": ", ".join(info["batches"]) for name, info in splits.items()},
-            "selection": dg.MetadataValue.json(result["selection"]),
+            "selection": dg.MetadataValue.json(result.selection.to_json()),
         },
     )
 
@@ -85,30 +61,30 @@ def training_set(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type:
     description="CatBoost challenger trained on the train split, early-stopped on validation.",
 )
 def challenger(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    result = _run_step(step_train, scoreloop)
-    metadata = result["metadata"]
+    result = _run_step(promote.train, scoreloop)
+    metadata = result.metadata
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(result["data_version"]),
+        data_version=dg.DataVersion(result.data_version),
         metadata={
             "version": metadata.version or "",
-            "dvc_md5": result["data_version"],
-            "model_dir": dg.MetadataValue.path(result["model_dir"]),
+            "dvc_md5": result.data_version,
+            "model_dir": dg.MetadataValue.path(str(result.model_dir)),
             "threshold": dg.MetadataValue.float(metadata.threshold),
             "threshold_policy": metadata.threshold_policy,
             "training_data_version": metadata.data_version,
             "training_seconds": dg.MetadataValue.float(float(metadata.training_seconds or 0.0)),
             "best_iteration": int(metadata.params.get("best_iteration", 0)),
             **{k: dg.MetadataValue.float(v) for k, v in metadata.metrics.items()},
-            "card": dg.MetadataValue.md(result["card"]),
+            "card": dg.MetadataValue.md(result.card),
         },
     )
 
 
-def _evaluation_metadata(result: dict[str, Any]) -> dict[str, Any]:
-    evaluation = result["evaluation"]
+def _evaluation_metadata(judgement: promote.Judgement) -> dict[str, Any]:
+    evaluation = judgement.evaluation
     metadata: dict[str, Any] = {
         "holdout_rows": evaluation["holdout_rows"],
-        "dvc_md5": result["data_version"],
+        "dvc_md5": judgement.data_version,
     }
     for role, data in evaluation["models"].items():
         metadata[f"{role}_version"] = data.get("version") or ""
@@ -116,8 +92,8 @@ def _evaluation_metadata(result: dict[str, Any]) -> dict[str, Any]:
             value = data["overall"].get(metric)
             if value is not None:
                 metadata[f"{role}_{metric}"] = dg.MetadataValue.float(float(value))
-    for name, path in result["plots"].items():
-        metadata[f"plot_{Path(name).stem}"] = png_markdown(Path(path))
+    for name, path in judgement.plots.items():
+        metadata[f"plot_{Path(name).stem}"] = png_markdown(path)
     return metadata
 
 
@@ -135,34 +111,24 @@ def _evaluation_metadata(result: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    settings = scoreloop.settings()
-    try:
-        result = step_evaluate(settings)
-        decision = decide(
-            result["evaluation"], GateParams.from_params(load_params(settings.params_path))
-        )
-        record: dict[str, Any] = decision.to_dict()
-        if not decision.promote:
-            # A refused challenger is still registered and its decision recorded.
-            record = step_promote(settings)["decision"]
-    except EXPECTED as exc:
-        raise _failure(exc) from exc
+    judgement = _run_step(promote.judge, scoreloop)
+    decision = judgement.decision
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(result["data_version"]),
-        metadata=_evaluation_metadata(result),
+        data_version=dg.DataVersion(judgement.data_version),
+        metadata=_evaluation_metadata(judgement),
         check_results=[
             dg.AssetCheckResult(
                 check_name="gate",
-                passed=bool(decision.promote),
+                passed=decision.promote,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
-                    "decision": record["decision"],
-                    "reasons": bullet_list(record["reasons"]),
+                    "decision": "promote" if decision.promote else "reject",
+                    "reasons": bullet_list(decision.reasons),
                     "primary_metric": decision.primary_metric,
                     "challenger_value": decision.challenger_value,
                     "champion_value": decision.champion_value,
                     "champion_version": decision.champion_version or "",
-                    "checks": dg.MetadataValue.json(record["checks"]),
+                    "checks": dg.MetadataValue.json(decision.to_dict()["checks"]),
                 },
             )
         ],
@@ -175,21 +141,20 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
     description="The champion (GTO prod stage): the challenger, promoted once it passed the gate.",
 )
 def champion(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    result = _run_step(step_promote, scoreloop)
-    ref = result["champion"]
+    result = _run_step(promote.promote, scoreloop)
+    ref = result.champion
     if ref is None:
         raise dg.Failure(
-            description="the gate refused the challenger: "
-            + "; ".join(result["decision"]["reasons"])
+            description="the gate refused the challenger: " + "; ".join(result.decision.reasons)
         )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{ref.name}@{ref.version}"),
         metadata={
             "version": ref.version,
             "model_dir": dg.MetadataValue.path(str(ref.model_dir)),
-            "decision_file": dg.MetadataValue.path(result["decision_file"]),
-            "reasons": bullet_list(result["decision"]["reasons"]),
-            "card": dg.MetadataValue.md(result["card"]),
+            "decision_file": dg.MetadataValue.path(str(result.decision_file)),
+            "reasons": bullet_list(result.decision.reasons),
+            "card": dg.MetadataValue.md(result.card),
         },
     )
 

@@ -78,6 +78,12 @@ class GateDecision:
         data["decision"] = "promote" if self.promote else "reject"
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
+        """The decision :meth:`to_dict` wrote (its derived ``reasons``/``decision`` are dropped)."""
+        fields = {k: v for k, v in data.items() if k not in ("reasons", "decision", "checks")}
+        return cls(**fields, checks=[GateCheck(**check) for check in data["checks"]])
+
 
 def _better(metric: str, a: float, b: float) -> float:
     """How much ``a`` is better than ``b`` (positive = better), whatever the metric's direction."""

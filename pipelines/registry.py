@@ -1,40 +1,37 @@
 """The model registry: GTO tags in the deployment git repo, model artifacts in DVC.
 
-A model version is a commit of the deployment repo (see :mod:`pipelines.workspace`) whose
-``dvc.lock`` pins the model directory ``models/<name>``; ``gto register`` tags it ``<name>@vX.Y.Z``.
+A model version is a commit of the deployment repo (see :mod:`pipelines.deployment_repo`) whose
+``dvc.lock`` pins the model directory ``model/``; ``gto register`` tags it ``<name>@vX.Y.Z``.
 The champion is the version holding the ``prod`` stage (``<name>#prod#N`` tags). Exactly one
 version holds ``prod`` at a time: promoting assigns ``prod`` to the new version and unassigns it
 from the previous one, so GTO's own ``gto show``/``gto which`` and :func:`resolve_champion` agree.
 
 :func:`resolve_champion` is THE one way to find the champion. It materialises the champion's
 model directory locally (from the DVC cache or remote) so callers can ``load_bundle`` it.
+Rollback and the decisions log (``decisions/``: every gate, promotion and rollback) live here too.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.deployment_repo import (
+    DECISIONS_DIR,
+    DeploymentRepoError,
+    fetch_model,
+    git,
+    is_deployment_repo,
+    locked,
+)
 from pipelines.errors import ScoreloopError
-from pipelines.model_bundle import METADATA_FILE, MODEL_FILE, ModelLoadError, load_metadata
 from pipelines.settings import Settings, get_settings
 
 PROD_STAGE = "prod"
-#: Where the model directory lives inside the deployment repo (one model per repo).
-MODEL_PATH = "model"
-DECISIONS_DIR = "decisions"
 
 
 class RegistryError(ScoreloopError, RuntimeError):
@@ -61,59 +58,12 @@ class ModelVersion:
     is_champion: bool
 
 
-def artifact_path(name: str) -> str:
-    """Path of a model's directory inside the deployment repo (``artifacts.yaml`` says the same)."""
-    del name
-    return MODEL_PATH
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    return env
-
-
-@contextmanager
-def _no_analytics() -> Iterator[None]:
-    previous = os.environ.get("DVC_NO_ANALYTICS")
-    os.environ["DVC_NO_ANALYTICS"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("DVC_NO_ANALYTICS", None)
-        else:
-            os.environ["DVC_NO_ANALYTICS"] = previous
-
-
-def git(repo: Path, *args: str, check: bool = True) -> str:
-    """Run git in ``repo`` and return stdout; errors carry git's own message."""
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise RegistryError(
-            f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip() or proc.stdout.strip()}"
-        )
-    return proc.stdout.strip()
-
-
-def is_registry(repo: Path) -> bool:
-    """True when ``repo`` is an initialised deployment repo (git + DVC + artifacts.yaml)."""
-    return (repo / ".git").exists() and (repo / ".dvc").is_dir()
-
-
 def _require_registry(settings: Settings) -> Path:
     repo = settings.registry
-    if not is_registry(repo):
+    if not is_deployment_repo(repo):
         raise RegistryError(
             f"no deployment repo at {repo}: run `scoreloop train` (or "
-            f"`pipelines.workspace.init_workspace`) first, or set SCORELOOP_REGISTRY_REPO"
+            f"`pipelines.deployment_repo.init`) first, or set SCORELOOP_REGISTRY_REPO"
         )
     return repo
 
@@ -152,7 +102,7 @@ def champion_version(settings: Settings | None = None) -> tuple[str, str] | None
     """(version, commit) of the champion, without fetching its artifacts; None if none."""
     settings = settings or get_settings()
     repo = settings.registry
-    if not is_registry(repo) or not git(repo, "tag", "--list", check=False):
+    if not is_deployment_repo(repo) or not git(repo, "tag", "--list", check=False):
         return None
     from gto import api as gto_api
 
@@ -197,58 +147,21 @@ def version_commit(settings: Settings, version: str) -> str:
     return commit
 
 
-def cache_dir(settings: Settings) -> Path:
-    """Where fetched model versions are kept (one directory per version and commit)."""
-    return settings.state_root / "model-cache" / settings.model_name
-
-
 def fetch_version(settings: Settings, version: str, *, commit: str | None = None) -> Path:
     """Materialise a registered version's model directory locally and return it.
 
-    The directory is fetched once (``dvc get`` from the deployment repo at the version's commit:
-    DVC cache first, then the DVC remote) and reused afterwards.
+    Fetched once (``dvc get`` from the deployment repo at the version's commit: DVC cache first,
+    then the DVC remote) and reused afterwards; see :func:`pipelines.deployment_repo.fetch_model`.
     """
-    repo = _require_registry(settings)
+    _require_registry(settings)
     commit = commit or version_commit(settings, version)
-    target = cache_dir(settings) / f"{version}-{commit[:12]}"
-    if _complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
-    out = staging / "model"
     try:
-        from dvc.repo import Repo
-
-        with _no_analytics():
-            Repo.get(str(repo), artifact_path(settings.model_name), out=str(out), rev=commit)
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        return fetch_model(settings, version, commit)
+    except DeploymentRepoError as exc:
         raise RegistryError(
-            f"cannot fetch {settings.model_name} {version} (commit {commit[:12]}) from {repo}: "
-            f"its artifacts are missing from the DVC cache and the remote {settings.remote} "
-            f"({type(exc).__name__}: {exc}); push them with `dvc push` in {repo} or pick "
-            f"another version"
+            f"{settings.model_name} {version} (DVC remote {settings.remote}): {exc}; "
+            f"or pick another version"
         ) from exc
-    if not _complete(out):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RegistryError(
-            f"{settings.model_name} {version} (commit {commit[:12]}) in {repo} has no "
-            f"{MODEL_FILE}/{METADATA_FILE} under {artifact_path(settings.model_name)}"
-        )
-    try:
-        load_metadata(out)
-    except ModelLoadError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RegistryError(f"{settings.model_name} {version}: {exc}") from exc
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(out, target)
-    shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _complete(directory: Path) -> bool:
-    return (directory / MODEL_FILE).is_file() and (directory / METADATA_FILE).is_file()
 
 
 def _tag_lines(repo: Path, prefix: str) -> list[str]:
@@ -267,7 +180,7 @@ def list_versions(settings: Settings | None = None) -> list[ModelVersion]:
     """Registered versions, oldest first, with the champion marked."""
     settings = settings or get_settings()
     repo = settings.registry
-    if not is_registry(repo):
+    if not is_deployment_repo(repo):
         return []
     prefix = f"{settings.model_name}@"
     lines = _tag_lines(repo, prefix)
@@ -370,7 +283,7 @@ def assign_champion(settings: Settings, version: str, *, message: str = "") -> C
 def champion_history(settings: Settings) -> list[tuple[datetime, str, str]]:
     """(time, version, event) of every ``prod`` stage change, oldest first."""
     repo = settings.registry
-    if not is_registry(repo):
+    if not is_deployment_repo(repo):
         return []
     prefix = f"{settings.model_name}#{PROD_STAGE}"
     lines = _tag_lines(repo, prefix)
@@ -397,43 +310,12 @@ def previous_champion(settings: Settings) -> str | None:
     return None
 
 
-_lock = threading.RLock()
-_depth = 0
+@locked
+def rollback(settings: Settings, *, reason: str = "") -> ChampionRef:
+    """Put the previous champion back in ``prod``; the current one loses it.
 
-
-@contextmanager
-def workspace_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time in the deployment repo: across processes (flock on a file beside
-    the repo) and threads; re-entrant, so a step called by ``train_all`` does not deadlock."""
-    global _depth
-    with _lock:
-        if _depth:
-            _depth += 1
-            try:
-                yield
-            finally:
-                _depth -= 1
-            return
-        path = settings.registry.parent / f".{settings.registry.name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            _depth = 1
-            try:
-                yield
-            finally:
-                _depth = 0
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def rollback(settings: Settings | None = None, *, reason: str = "") -> ChampionRef:
-    """Put the previous champion back in ``prod``; the current one loses it."""
-    settings = settings or get_settings()
-    with workspace_lock(settings):
-        return _rollback(settings, reason)
-
-
-def _rollback(settings: Settings, reason: str) -> ChampionRef:
+    Holds the deployment repo's lock, so it never interleaves with a training step.
+    """
     found = champion_version(settings)
     if found is None:
         raise RegistryError(f"no champion of {settings.model_name} to roll back from")

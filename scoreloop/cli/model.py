@@ -11,13 +11,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.errors import ScoreloopError
 from pipelines.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipelines.gate import GateDecision
 
 console = Console()
 model_app = typer.Typer(
@@ -28,27 +32,6 @@ stage_app = typer.Typer(
 )
 
 
-#: Errors that mean "cannot do that" (message says why): printed, exit code 2.
-def _expected_errors() -> tuple[type[Exception], ...]:
-    from pipelines.evaluate import EvaluationError
-    from pipelines.features import FeatureMismatchError
-    from pipelines.model_bundle import ModelLoadError
-    from pipelines.registry import RegistryError
-    from pipelines.train import TrainingError
-    from pipelines.training_set import TrainingSetError
-    from pipelines.workspace import WorkspaceError
-
-    return (
-        EvaluationError,
-        FeatureMismatchError,
-        ModelLoadError,
-        RegistryError,
-        TrainingError,
-        TrainingSetError,
-        WorkspaceError,
-    )
-
-
 def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {exc}")
     return typer.Exit(2)
@@ -56,64 +39,57 @@ def _fail(exc: Exception) -> typer.Exit:
 
 @contextmanager
 def _reported() -> Iterator[None]:
-    """An expected error (see :func:`_expected_errors`) is printed and exits with code 2."""
+    """An expected error (a :class:`ScoreloopError`) is printed and exits with code 2."""
     try:
         yield
-    except _expected_errors() as exc:
+    except ScoreloopError as exc:
         raise _fail(exc) from exc
 
 
-def _print_decision(decision: dict[str, Any]) -> None:
-    verdict = decision.get("decision", "?")
-    colour = "green" if verdict == "promote" else "yellow"
+def _print_decision(decision: GateDecision) -> None:
+    verdict = "promote" if decision.promote else "reject"
+    colour = "green" if decision.promote else "yellow"
     console.print(
-        f"gate: [{colour}]{verdict}[/{colour}] {decision.get('challenger_version') or ''} "
-        f"({decision.get('primary_metric')} {decision.get('challenger_value')} vs champion "
-        f"{decision.get('champion_version') or 'none'} {decision.get('champion_value')})"
+        f"gate: [{colour}]{verdict}[/{colour}] {decision.challenger_version or ''} "
+        f"({decision.primary_metric} {decision.challenger_value} vs champion "
+        f"{decision.champion_version or 'none'} {decision.champion_value})"
     )
-    for reason in decision.get("reasons", []):
+    for reason in decision.reasons:
         console.print(f"  - {reason}")
 
 
 def training_set_command() -> None:
     """Select the newest labelled batches and rebuild the training set (DVC-versioned)."""
-    from pipelines.workspace import step_training_set
+    from pipelines.promote import prepare_training_set
 
     with _reported():
-        result = step_training_set(get_settings())
-    console.print(
-        f"training set {result['path']}: {result['rows']} rows, md5 {result['data_version']}"
-    )
-    for name, info in result["splits"].items():
+        result = prepare_training_set(get_settings())
+    console.print(f"training set {result.path}: {result.rows} rows, md5 {result.data_version}")
+    for name, info in result.splits.items():
         console.print(f"  {name}: {info['rows']} rows, batches {', '.join(info['batches'])}")
 
 
 def train_command() -> None:
     """Retrain: training set -> challenger -> evaluation vs champion -> gate (-> promotion)."""
-    from pipelines.workspace import train_all
+    from pipelines.promote import train_all
 
     with _reported():
-        result = train_all(get_settings())
+        run = train_all(get_settings())
     console.print(
-        f"training set md5 {result['training_set']['data_version']} "
-        f"({result['training_set']['rows']} rows)"
+        f"training set md5 {run.training_set.data_version} ({run.training_set.rows} rows)"
     )
-    console.print(
-        f"challenger {result['challenger']['version']} -> {result['challenger']['model_dir']}"
-    )
-    metrics = {
-        role: data["overall"] for role, data in result["evaluation"]["evaluation"]["models"].items()
-    }
-    _metrics_table(metrics)
-    _print_decision(result["promotion"]["decision"])
-    champion = result["promotion"]["champion"]
+    console.print(f"challenger {run.challenger.version} -> {run.challenger.model_dir}")
+    _metrics_table(run.judgement.evaluation)
+    _print_decision(run.promotion.decision)
+    champion = run.promotion.champion
     if champion is not None:
         console.print(f"champion is now {champion.name} {champion.version}")
 
 
-def _metrics_table(metrics: dict[str, dict[str, Any]]) -> None:
+def _metrics_table(evaluation: dict[str, Any]) -> None:
     table = Table("model", "roc_auc", "pr_auc", "log_loss", "brier", "f1")
-    for role, m in metrics.items():
+    for role, data in evaluation["models"].items():
+        m = data["overall"]
         table.add_row(
             role, *(str(m.get(k)) for k in ("roc_auc", "pr_auc", "log_loss", "brier", "f1"))
         )
@@ -121,13 +97,13 @@ def _metrics_table(metrics: dict[str, dict[str, Any]]) -> None:
 
 
 def evaluate_command() -> None:
-    """Evaluate the trained challenger against the champion on the holdout (DVC stage)."""
-    from pipelines.workspace import step_evaluate
+    """Evaluate the trained challenger against the champion on the holdout and judge it."""
+    from pipelines.promote import judge
 
     with _reported():
-        result = step_evaluate(get_settings())
-    _metrics_table({r: d["overall"] for r, d in result["evaluation"]["models"].items()})
-    for path in result["plots"].values():
+        judgement = judge(get_settings())
+    _metrics_table(judgement.evaluation)
+    for path in judgement.plots.values():
         console.print(f"plot: {path}")
 
 
@@ -138,20 +114,20 @@ def gate_command(
     ] = False,
 ) -> None:
     """Show the gate's decision on the current evaluation (exit 1 when it refuses)."""
-    from pipelines.workspace import current_decision, step_promote
+    from pipelines.promote import promote, recorded_decision
 
     settings = get_settings()
     with _reported():
         if apply:
-            result = step_promote(settings)
-            decision = result["decision"]
+            result = promote(settings)
+            decision = result.decision
             console.print(
-                f"registered {result['version']}; decision recorded in {result['decision_file']}"
+                f"registered {result.version}; decision recorded in {result.decision_file}"
             )
         else:
-            decision = current_decision(settings).to_dict()
+            decision = recorded_decision(settings)
     _print_decision(decision)
-    if decision.get("decision") != "promote":
+    if not decision.promote:
         raise typer.Exit(1)
 
 
@@ -181,9 +157,10 @@ def model_list() -> None:
 @model_app.command("show")
 def model_show(version: str) -> None:
     """The model card of a version (metadata, holdout evaluation, gate decisions)."""
+    from pipelines.deployment_repo import git
     from pipelines.model_bundle import load_metadata
     from pipelines.model_card import render_card
-    from pipelines.registry import decisions, fetch_version, git, version_commit
+    from pipelines.registry import decisions, fetch_version, version_commit
 
     settings = get_settings()
     with _reported():
@@ -207,14 +184,14 @@ def model_promote(
     reason: Annotated[str, typer.Option("--reason", help="Why (required with --force).")] = "",
 ) -> None:
     """Promote a version by hand: re-judged by the gate against today's champion unless forced."""
-    from pipelines.workspace import promote_version
+    from pipelines.promote import promote_version
 
     with _reported():
         result = promote_version(get_settings(), version, force=force, reason=reason)
-    _print_decision(result["decision"])
-    if result["champion"] is None:
+    _print_decision(result.decision)
+    if result.champion is None:
         raise typer.Exit(1)
-    console.print(f"champion is now {result['champion'].version}")
+    console.print(f"champion is now {result.champion.version}")
 
 
 @model_app.command("rollback")
@@ -234,7 +211,7 @@ def stage_training_set_command(
     repo: Annotated[Path, typer.Option(help="Deployment repo (default: current dir).")] = Path("."),
 ) -> None:
     """Build data/training_set.parquet from selection.json."""
-    from pipelines.workspace import stage_training_set
+    from pipelines.stages import stage_training_set
 
     with _reported():
         stage_training_set(repo.resolve(), get_settings())
@@ -245,7 +222,7 @@ def stage_train_command(
     repo: Annotated[Path, typer.Option(help="Deployment repo (default: current dir).")] = Path("."),
 ) -> None:
     """Train the challenger into model/."""
-    from pipelines.workspace import stage_train
+    from pipelines.stages import stage_train
 
     with _reported():
         stage_train(repo.resolve(), get_settings())
@@ -256,7 +233,7 @@ def stage_evaluate_command(
     repo: Annotated[Path, typer.Option(help="Deployment repo (default: current dir).")] = Path("."),
 ) -> None:
     """Write evaluation/ (metrics.json, plots) for challenger vs champion vs baseline."""
-    from pipelines.workspace import stage_evaluate
+    from pipelines.stages import stage_evaluate
 
     with _reported():
         stage_evaluate(repo.resolve(), get_settings())

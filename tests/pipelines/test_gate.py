@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.evaluate import ScoredModel, evaluate_models
-from pipelines.gate import GateParams, decide, force
+from pipelines.gate import GateDecision, GateParams, decide, force
 from pipelines.spec import DatasetSpec
 from pipelines.train import TrainingParams, fit_catboost, train_challenger
 from pipelines.training_set import split_frame
@@ -140,3 +140,12 @@ def test_gate_refuses_shuffled_labels_and_accepts_a_better_model(
     assert accepted.promote, accepted.reasons
     assert accepted.challenger_value is not None and accepted.champion_value is not None
     assert accepted.challenger_value > accepted.champion_value
+
+
+def test_a_decision_round_trips_through_its_record() -> None:
+    challenger = _model(0.88, {"1": 0.90, "2": 0.80})
+    decision = decide(_evaluation(challenger, _model(0.85)), GATE)
+    assert GateDecision.from_dict(decision.to_dict()) == decision
+    forced = force(decide(_evaluation(_model(0.70), None), GATE), "ticket 42")
+    restored = GateDecision.from_dict(forced.to_dict())
+    assert restored == forced and restored.reasons[0] == "forced: ticket 42"

@@ -11,20 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from catboost import CatBoostClassifier
+from support.retraining import save_toy_bundle
 from typer.testing import CliRunner
 
+from pipelines.deployment_repo import cache_dir, commit, dvc_add, init, push
 from pipelines.model_bundle import (
     MODEL_FILE,
     ModelLoadError,
-    ModelMetadata,
     load_bundle,
-    save_bundle,
 )
+from pipelines.promote import promote_version
 from pipelines.registry import (
     RegistryError,
     assign_champion,
-    cache_dir,
     champion_history,
     decisions,
     list_versions,
@@ -33,7 +32,6 @@ from pipelines.registry import (
     rollback,
 )
 from pipelines.settings import Settings
-from pipelines.workspace import commit, dvc_add, init_workspace, promote_version, push
 from scoreloop.cli import app
 
 AddVersion = Callable[..., str]
@@ -43,21 +41,10 @@ GTO = str(Path(sys.executable).parent / "gto")
 @pytest.fixture
 def add_version(settings: Settings) -> AddVersion:
     """Commit a tiny CatBoost bundle as model/ (DVC-tracked), optionally push, and register it."""
-    repo = init_workspace(settings)
+    repo = init(settings)
 
     def add(iterations: int, *, pushed: bool = True, corrupt: bool = False) -> str:
-        model = CatBoostClassifier(iterations=iterations, verbose=0, thread_count=1)
-        model.fit([[0.0], [1.0], [0.0], [1.0]], [0, 1, 0, 1])
-        meta = ModelMetadata(
-            name=settings.model_name,
-            spec_name="toy",
-            features=["0"],
-            categorical=[],
-            threshold=0.5,
-            trained_at=datetime.now(UTC),
-            params={"iterations": iterations},
-        )
-        save_bundle(model, meta, repo / "model")
+        save_toy_bundle(repo / "model", settings.model_name, iterations=iterations)
         if corrupt:
             (repo / "model" / MODEL_FILE).write_bytes(b"not a catboost model")
         dvc_add(repo, "model")
@@ -78,7 +65,7 @@ def _gto_prod(repo: Path) -> str:
 
 def test_no_registry_means_no_champion(settings: Settings) -> None:
     assert resolve_champion(settings) is None
-    init_workspace(settings)
+    init(settings)
     assert resolve_champion(settings) is None
     assert list_versions(settings) == []
 

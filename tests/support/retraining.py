@@ -7,13 +7,53 @@ with the real ``ingest_file``, so the training set is built from tables exactly 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import yaml
+from catboost import CatBoostClassifier
 
 from pipelines.ingest import ingest_file
+from pipelines.model_bundle import ModelMetadata, save_bundle
+from pipelines.settings import PROJECT_ROOT
 from pipelines.simulate import simulate
 from pipelines.spec import DatasetSpec
+
+
+def save_toy_bundle(
+    directory: Path, name: str, *, iterations: int, version: str | None = None
+) -> Path:
+    """Save a tiny one-feature CatBoost bundle (``iterations`` trees) to ``directory``."""
+    model = CatBoostClassifier(iterations=iterations, verbose=0, thread_count=1)
+    model.fit([[0.0], [1.0], [0.0], [1.0]], [0, 1, 0, 1])
+    meta = ModelMetadata(
+        name=name,
+        spec_name="toy",
+        features=["0"],
+        categorical=[],
+        threshold=0.5,
+        trained_at=datetime.now(UTC),
+        params={"iterations": iterations},
+        version=version,
+    )
+    return save_bundle(model, meta, directory)
+
+
+def small_params(path: Path, **training: object) -> Path:
+    """The project's params.yaml sized for tests (8 batches, 60 shallow trees), written to
+    ``path``; ``training`` overrides keys of its ``training`` section."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["split"] = {
+        "window_batches": 8,
+        "validation_batches": 1,
+        "holdout_batches": 2,
+        "min_rows": 100,
+    }
+    params["training"].update({"iterations": 60, "depth": 4, **training})
+    params["gate"].update({"slice_min_rows": 100})
+    path.write_text(yaml.safe_dump(params))
+    return path
 
 
 def sample_source(

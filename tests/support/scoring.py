@@ -121,16 +121,16 @@ def promote_bundle(settings: Settings, bundle_dir: Path, *, message: str = "") -
     """
     import shutil
 
-    from pipelines.registry import MODEL_PATH, assign_champion, register_version
-    from pipelines.workspace import _dvc, commit, init_workspace
+    from pipelines.deployment_repo import MODEL_PATH, commit, dvc, init
+    from pipelines.registry import assign_champion, register_version
 
-    repo = init_workspace(settings)
+    repo = init(settings)
     target = repo / MODEL_PATH
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(bundle_dir, target)
-    _dvc(repo, "add", "-q", MODEL_PATH)
+    dvc(repo, "add", "-q", MODEL_PATH)
     commit(repo, message or f"model from {bundle_dir.name}")
-    _dvc(repo, "push", "-q")
+    dvc(repo, "push", "-q")
     version = register_version(settings)
     return assign_champion(settings, version, message=message)
