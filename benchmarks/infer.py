@@ -73,6 +73,17 @@ def median_seconds(work: Callable[[], None]) -> float:
     return statistics.median(times)
 
 
+def _peak_rss_kib() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and
+    exec, so a child started by a big parent would report the parent's peak."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def peak_rss_mb(side: str, path: Path) -> float:
     """Peak RSS of one run of ``side`` in a fresh process."""
     out = subprocess.run(
@@ -87,7 +98,7 @@ def peak_rss_mb(side: str, path: Path) -> float:
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--peak":
         SIDES[sys.argv[2]](Path(sys.argv[3]))
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+        print(_peak_rss_kib() / 1024)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = make_csv(Path(tmp) / "customers.csv", ROWS)
