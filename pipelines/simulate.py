@@ -4,10 +4,11 @@ The source is read the way the spec's ``source`` says (:func:`load_source`). Row
 event-time order. With ``time.batch_by`` (written by ``dataset infer``) they are grouped by that
 calendar period of the parsed time, or cut into N batches in time order (``rows``); otherwise
 each distinct value of the spec's time column (a year of the ACS data) is cut into
-``batches_per_period`` batches, and more than ``MAX_BATCHES`` batches are refused. When the source has no time column (a
-spec drafted without ``--time`` names ``batch``), the rows are cut into ``batches_per_period``
-equal chunks and the column is filled with the batch id. Labels (id + target) of batch N land
-as ``labels_<N>`` files ``label_lag`` batches later; the last ones are flushed at the end.
+``batches_per_period`` batches, and more than ``MAX_BATCHES`` batches are refused. When the
+source has no time column (a spec drafted without ``--time`` names ``batch``), the rows are cut
+into ``batches_per_period`` equal chunks and the column is filled with the batch id. Labels
+(id + target) of batch N land as ``labels_<N>`` files ``label_lag`` batches later; the last ones
+are flushed at the end.
 
 Every write is atomic (a ``.tmp-`` file, then ``os.replace``), so a sensor never sees half a file,
 and the same seed gives byte-identical files.
