@@ -6,10 +6,14 @@ variable. ``table_root`` may be a local path or an object-store URI (``s3://buck
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.spec import load_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_SPEC = PROJECT_ROOT / "data" / "acs_employment" / "spec.yaml"
@@ -29,8 +33,25 @@ class Settings(BaseSettings):
     snapshot_dir: Path | None = None
     spec_path: Path = Field(default=BUNDLED_SPEC)
     params_path: Path = Field(default=PROJECT_ROOT / "params.yaml")
-    model_name: str = "employment"
+    model_name_override: str | None = Field(
+        default=None,
+        validation_alias="SCORELOOP_MODEL_NAME",
+        description="The registry's model name; None = the spec's (see :func:`model_name`).",
+    )
     scoring_chunk_rows: int = 200_000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_name_keyword(cls, data: Any) -> Any:
+        # ``Settings(model_name=...)`` (the Dagster resource's override) sets the env-var field.
+        if isinstance(data, dict) and data.get("model_name") is not None:
+            data = {**data, "SCORELOOP_MODEL_NAME": data.pop("model_name")}
+        return data
+
+    @cached_property
+    def model_name(self) -> str:
+        """The model's name in the registry (see :func:`model_name`)."""
+        return model_name(self)
 
     @property
     def landing(self) -> Path:
@@ -61,6 +82,17 @@ class Settings(BaseSettings):
     def snapshots(self) -> Path:
         """Folder holding versioned serving snapshots and the CURRENT pointer."""
         return self.snapshot_dir or self.state_root / "snapshots"
+
+
+def model_name(settings: Settings) -> str:
+    """The one answer to "which model": ``SCORELOOP_MODEL_NAME`` if set, else the spec's
+    ``model_name``, else the spec's dataset name. Two datasets can share one registry this way.
+
+    Read from the spec file when first asked (never at import or settings construction).
+    """
+    if settings.model_name_override:
+        return settings.model_name_override
+    return load_spec(settings.spec_path).registered_name
 
 
 def get_settings() -> Settings:

@@ -1,10 +1,14 @@
 """Replay a dataset into the landing folder as a stream of batch files, with optional faults.
 
-Rows are replayed in event-time order: each distinct value of the spec's time column (a year of
-the ACS data) is cut into ``batches_per_period`` batches. When the source has no time column (a
-spec drafted without ``--time`` names ``batch``), the rows are cut into ``batches_per_period``
-equal chunks and the column is filled with the batch id. Labels (id + target) of batch N land
-as ``labels_<N>`` files ``label_lag`` batches later; the last ones are flushed at the end.
+The source is read the way the spec's ``source`` says (:func:`load_source`). Rows are replayed in
+event-time order. With ``time.batch_by`` (written by ``dataset infer``) they are grouped by that
+calendar period of the parsed time, or cut into N batches in time order (``rows``); otherwise
+each distinct value of the spec's time column (a year of the ACS data) is cut into
+``batches_per_period`` batches, and more than ``MAX_BATCHES`` batches are refused. When the
+source has no time column (a spec drafted without ``--time`` names ``batch``), the rows are cut
+into ``batches_per_period`` equal chunks and the column is filled with the batch id. Labels
+(id + target) of batch N land as ``labels_<N>`` files ``label_lag`` batches later; the last ones
+are flushed at the end.
 
 Every write is atomic (a ``.tmp-`` file, then ``os.replace``), so a sensor never sees half a file,
 and the same seed gives byte-identical files.
@@ -13,6 +17,7 @@ and the same seed gives byte-identical files.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +28,10 @@ import numpy as np
 import polars as pl
 
 from pipelines.errors import ScoreloopError
-from pipelines.spec import DatasetSpec, SpecError, read_table
+from pipelines.infer import ISO_DATETIME, MAX_BATCHES, TimeKind, period_labels, time_expr
+from pipelines.reading import SourceError, scan_source
+from pipelines.spec import POLARS_DTYPES as POLARS
+from pipelines.spec import DatasetSpec, KeySpec
 
 #: Faults the simulator can inject into a batch's records file. The first eight are the core set;
 #: the rest cover the remaining cases of the bad-input corpus (see docs/data.md).
@@ -58,6 +66,9 @@ FAULT_ROW_SHARE: dict[str, float] = {
 }
 
 TMP_PREFIX = ".tmp-"
+#: Helper columns of the planner (never written).
+TIME_KEY = "__time"
+PERIOD_KEY = "__period"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -142,7 +153,10 @@ def plan_batches(
         return out
     if df[time].null_count():
         raise SimulationError(f"time column {time!r} has nulls; every row needs an event time")
+    if spec.time.batch_by is not None:
+        return _plan_by_time(df, spec, seed, batches_per_period, width)
     periods = df[time].unique().sort()
+    _cap(len(periods) * batches_per_period, f"{len(periods):,} distinct values of {time!r}")
     year_like = _is_year_like(periods)
     for number, period in enumerate(periods.to_list()):
         rows = df.filter(pl.col(time) == period)
@@ -161,6 +175,120 @@ def plan_batches(
             )
             out.append((batch_id, rows.slice(start, stop - start)))
     return out
+
+
+def _cap(batches: int, what: str) -> None:
+    if batches > MAX_BATCHES:
+        raise SimulationError(
+            f"this would land {batches:,} batches ({what} x batches per period), more than "
+            f"{MAX_BATCHES}: set time.batch_by in the spec (year, month, week, day or rows) or run "
+            f"`scoreloop dataset infer ... --batch-by` again"
+        )
+
+
+def _time_kind(key: KeySpec, batch_by: str) -> TimeKind:
+    if key.dtype == "string":
+        return "datetime"
+    return "year" if batch_by == "year" else "integer"
+
+
+def _plan_by_time(
+    df: pl.DataFrame, spec: DatasetSpec, seed: int, per_period: int, width: int
+) -> list[tuple[str, pl.DataFrame]]:
+    """Batches by calendar period of the parsed time (or N batches in time order).
+
+    Records carry the time as ISO text (``2013-01-13T07:45:00``); batch ids sort in time order.
+    """
+    time, by = spec.time.name, spec.time.batch_by
+    assert by is not None
+    kind = _time_kind(spec.time, by)
+    try:
+        parsed = df.select(time_expr(time, kind, spec.time.format, df.schema[time]).alias(TIME_KEY))
+    except pl.exceptions.PolarsError as exc:
+        raise SimulationError(f"time column {time!r} cannot be read as time: {exc}") from exc
+    bad = parsed[TIME_KEY].null_count()
+    if bad:
+        raise SimulationError(
+            f"time column {time!r}: {bad:,} values do not match format {spec.time.format!r}"
+        )
+    df = df.with_columns(parsed[TIME_KEY])
+    if kind == "datetime":
+        df = df.with_columns(pl.col(TIME_KEY).dt.strftime(ISO_DATETIME).alias(time))
+    df = df.sort(TIME_KEY, maintain_order=True)
+    if by == "rows":
+        _cap(per_period, "rows batching")
+        cuts = np.linspace(0, df.height, per_period + 1).round().astype(int)
+        return [
+            (_batch_id("batch", i + 1, width), df.slice(int(a), int(b - a)).drop(TIME_KEY))
+            for i, (a, b) in enumerate(itertools.pairwise(cuts))
+            if b > a
+        ]
+    label = (
+        pl.col(TIME_KEY).cast(pl.String)
+        if kind != "datetime"
+        else period_labels(pl.col(TIME_KEY), by)
+    )
+    df = df.with_columns(label.alias(PERIOD_KEY))
+    parts = df.partition_by(PERIOD_KEY, maintain_order=True, include_key=False)
+    _cap(len(parts) * per_period, f"{len(parts):,} periods by {by}")
+    labels = df[PERIOD_KEY].unique(maintain_order=True).to_list()
+    out: list[tuple[str, pl.DataFrame]] = []
+    sep = "-" if kind == "year" else "_"
+    for number, (period, rows) in enumerate(zip(labels, parts, strict=True)):
+        rows = rows.drop(TIME_KEY)
+        rows = rows[np.random.default_rng([seed, number]).permutation(rows.height)]
+        cuts = np.linspace(0, rows.height, per_period + 1).round().astype(int)
+        for index, (a, b) in enumerate(itertools.pairwise(cuts)):
+            if b > a:
+                batch_id = period if per_period == 1 else f"{period}{sep}{index + 1:0{width}d}"
+                out.append((batch_id, rows.slice(int(a), int(b - a))))
+    return out
+
+
+def _cast_to(column: str, dtype: str, source: pl.DataType) -> pl.Expr:
+    col = pl.col(column)
+    if dtype == "bool" and source == pl.String:
+        return col.str.to_lowercase().replace_strict({"true": True, "false": False})
+    if dtype == "int" and source == pl.String:
+        # CSV text drafted as int: "12", and whole numbers written "12.0" or "1e3"
+        whole = col.cast(pl.Float64, strict=False)
+        exact = col.cast(pl.Int64, strict=False)
+        return (
+            pl.when(col.is_null() | exact.is_not_null())
+            .then(exact)
+            .otherwise(pl.when(whole == whole.floor()).then(whole.cast(pl.Int64, strict=False)))
+            .cast(pl.Int64)
+        )
+    return col.cast(POLARS[dtype])
+
+
+def load_source(spec: DatasetSpec, source: Path) -> pl.DataFrame:
+    """The source read the way the spec says (dialect, missing markers), typed as the spec says.
+
+    A generated id (``id.generated``) is the row's 0-based position in the file.
+    """
+    try:
+        frame = scan_source(source, spec.source)
+        if spec.id.generated:
+            frame = frame.with_row_index(spec.id.name).with_columns(
+                pl.col(spec.id.name).cast(pl.Int64)
+            )
+        schema = frame.collect_schema()
+    except (SourceError, pl.exceptions.PolarsError, OSError) as exc:
+        raise SimulationError(f"{source}: cannot be read: {exc}") from exc
+    typed: list[pl.Expr] = []
+    keys = [spec.id, spec.target] + ([] if spec.time.batch_by else [spec.time])
+    wanted = {k.name: k.dtype for k in keys} | {c.name: c.dtype for c in spec.features}
+    for column, dtype in wanted.items():
+        if column in schema and schema[column] != POLARS[dtype]:
+            typed.append(_cast_to(column, dtype, schema[column]).alias(column))
+    try:
+        return frame.with_columns(typed).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise SimulationError(
+            f"{source}: values do not fit the types of spec {spec.name!r} ({exc}); draft the spec "
+            f"from this file again (scoreloop dataset infer)"
+        ) from exc
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
@@ -384,10 +512,7 @@ def simulate(
     unknown = sorted({f for names in wanted.values() for f in names} - set(FAULTS))
     if unknown:
         raise SimulationError(f"unknown fault(s) {unknown}; choose from {list(FAULTS)}")
-    try:
-        df = read_table(source)
-    except SpecError as exc:
-        raise SimulationError(str(exc)) from exc
+    df = load_source(spec, Path(source))
     planned = plan_batches(df, spec, seed=seed, batches_per_period=batches_per_period)
     if limit is not None:
         planned = planned[: max(0, limit)]

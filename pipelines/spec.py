@@ -6,7 +6,6 @@ new binary-classification table plugs in by writing (or inferring) one spec and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.errors import ScoreloopError
+from pipelines.reading import SourceSpec
 
 DType = Literal["int", "float", "string", "bool"]
 
@@ -25,8 +25,8 @@ POLARS_DTYPES: dict[str, pl.DataType] = {
     "bool": pl.Boolean(),
 }
 
-#: Above this many distinct values an integer or string column is not drafted as categorical.
-MAX_INFERRED_CATEGORIES = 64
+#: How a time column's values are grouped into periods when the table is cut into batches.
+BatchBy = Literal["year", "month", "week", "day", "rows"]
 
 
 class SpecError(ScoreloopError, ValueError):
@@ -65,12 +65,22 @@ class ColumnSpec(BaseModel):
 
 
 class KeySpec(BaseModel):
-    """The id, event-time or target column."""
+    """The id, event-time or target column.
+
+    ``generated`` (id only): made by ``dataset infer`` as the row's 0-based position in the source
+    file, header excluded, so ``pl.scan_csv(...).with_row_index(name)`` joins scores back.
+    ``format`` (time only): strptime format of a text time column in the source; records carry
+    the parsed time as ISO text. ``batch_by`` (time only): how the simulator groups times into
+    periods; None keeps the original reading (every distinct value is a period).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
     dtype: DType
+    generated: bool | None = None
+    format: str | None = None
+    batch_by: BatchBy | None = None
 
     @property
     def polars_dtype(self) -> pl.DataType:
@@ -84,6 +94,12 @@ class DatasetSpec(BaseModel):
 
     name: str
     description: str = ""
+    model_name: str | None = Field(
+        default=None, description="Name of the model in the registry (default: the dataset name)."
+    )
+    source: SourceSpec | None = Field(
+        default=None, description="How the source file is read (CSV dialect, missing markers)."
+    )
     id: KeySpec
     time: KeySpec
     target: KeySpec
@@ -95,6 +111,8 @@ class DatasetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
+        if self.target.generated or self.target.format or self.target.batch_by:
+            raise SpecError("target: generated, format and batch_by are for id and time only")
         names = [c.name for c in self.features]
         if not names:
             raise SpecError("a spec needs at least one feature")
@@ -111,6 +129,11 @@ class DatasetSpec(BaseModel):
         if unknown:
             raise SpecError(f"slice columns {unknown} are not features of the spec")
         return self
+
+    @property
+    def registered_name(self) -> str:
+        """The model's name in the registry: ``model_name``, else the dataset's name."""
+        return self.model_name or self.name
 
     @property
     def feature_names(self) -> list[str]:
@@ -143,7 +166,9 @@ class DatasetSpec(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(
-            self.model_dump(mode="json", exclude_none=True), sort_keys=False, width=100
+            self.model_dump(mode="json", exclude_none=True),
+            sort_keys=False,
+            width=100,
         )
 
 
@@ -169,108 +194,3 @@ def save_spec(spec: DatasetSpec, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(spec.to_yaml())
     return path
-
-
-def _dtype_of(dtype: pl.DataType, column: str) -> DType:
-    if dtype.is_integer():
-        return "int"
-    if dtype.is_float() or dtype.is_decimal():
-        return "float"
-    if dtype == pl.Boolean:
-        return "bool"
-    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
-        return "string"
-    raise SpecError(f"column {column!r} has type {dtype}, which a spec cannot describe")
-
-
-def read_table(path: str | Path) -> pl.DataFrame:
-    """Read a parquet or CSV file whole (used to draft a spec and by the simulator)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
-        return pl.read_parquet(path)
-    if suffix == ".csv":
-        return pl.read_csv(path, infer_schema_length=10_000)
-    raise SpecError(f"{path}: unsupported format {suffix!r} (use .parquet or .csv)")
-
-
-def _sorted_categories(values: Iterable[str]) -> list[str]:
-    """Numeric codes in numeric order ('2' before '10'), anything else alphabetically."""
-    items = list(values)
-    if all(v.lstrip("-").isdigit() for v in items):
-        return sorted(items, key=int)
-    return sorted(items)
-
-
-def infer_spec(
-    df: pl.DataFrame,
-    *,
-    name: str,
-    target: str,
-    id_column: str,
-    time_column: str | None = None,
-    slices: Sequence[str] = (),
-) -> DatasetSpec:
-    """Draft a spec from a table: types, categorical flags, ranges and allowed sets from the data.
-
-    Without a time column, a ``batch`` column is expected to be added when the table is cut
-    into batches; the draft then names ``batch`` (string) as the event-time column.
-    """
-    for needed in (target, id_column, *([time_column] if time_column else [])):
-        if needed not in df.columns:
-            raise SpecError(f"column {needed!r} is not in the table (columns: {df.columns})")
-    if df[target].drop_nulls().n_unique() != 2:
-        raise SpecError(
-            f"target {target!r} must have exactly two classes, found "
-            f"{df[target].drop_nulls().unique().to_list()[:10]}"
-        )
-    keys = {target, id_column, *([time_column] if time_column else [])}
-    features: list[ColumnSpec] = []
-    for column in df.columns:
-        if column in keys:
-            continue
-        series = df[column]
-        dtype = _dtype_of(series.dtype, column)
-        nullable = series.null_count() > 0
-        non_null = series.drop_nulls()
-        n_unique = non_null.n_unique()
-        categorical = dtype in {"string", "bool"} or (
-            dtype == "int" and n_unique <= MAX_INFERRED_CATEGORIES
-        )
-        if dtype == "string" and n_unique > MAX_INFERRED_CATEGORIES:
-            categorical = True  # free text is still a category to CatBoost; no allowed set
-            allowed = None
-        elif categorical:
-            # the same text a value gets when validation casts it to String ("true", not "True")
-            allowed = _sorted_categories(non_null.cast(pl.String).unique().to_list())
-        else:
-            allowed = None
-        lo = hi = None
-        if not categorical and len(non_null):
-            lo, hi = float(non_null.min()), float(non_null.max())  # type: ignore[arg-type]
-        features.append(
-            ColumnSpec(
-                name=column,
-                dtype="string" if categorical else dtype,
-                categorical=categorical,
-                nullable=nullable,
-                min=lo,
-                max=hi,
-                allowed=allowed,
-            )
-        )
-    target_dtype = _dtype_of(df[target].dtype, target)
-    negative, positive = sorted(df[target].drop_nulls().unique().to_list())
-    return DatasetSpec(
-        name=name,
-        id=KeySpec(name=id_column, dtype=_dtype_of(df[id_column].dtype, id_column)),
-        time=KeySpec(
-            name=time_column or "batch",
-            dtype=_dtype_of(df[time_column].dtype, time_column) if time_column else "string",
-        ),
-        target=KeySpec(name=target, dtype=target_dtype),
-        positive_label=positive,
-        negative_label=negative,
-        features=features,
-        slices=list(slices),
-    )

@@ -20,6 +20,7 @@ from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaError, SchemaErrors
 
 from pipelines.errors import ScoreloopError
+from pipelines.reading import clean_text
 from pipelines.spec import ColumnSpec, DatasetSpec, SpecError
 
 Kind = Literal["records", "labels"]
@@ -83,6 +84,9 @@ def read_batch_file(path: Path, spec: DatasetSpec, kind: Kind = "records") -> pl
             df = pl.read_parquet(path)
         elif suffix == ".csv":
             df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+            if spec.source is not None:
+                # the reading the spec records (trimmed values, its missing markers as null)
+                df = clean_text(df.lazy(), spec.source).collect()
         else:
             raise BatchReadError(path, f"unsupported format {suffix!r} (use .parquet or .csv)")
     except BatchReadError:

@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.errors import ScoreloopError
 from pipelines.params import load_params
 from pipelines.settings import get_settings
-from pipelines.spec import SpecError, infer_spec, load_spec, read_table, save_spec
+from pipelines.spec import load_spec, save_spec
 
 dataset_app = typer.Typer(help="Dataset specs: draft one for your own table.", no_args_is_help=True)
 console = Console()
@@ -20,33 +21,76 @@ console = Console()
 @dataset_app.command("infer")
 def dataset_infer(
     file: Path,
-    target: Annotated[str, typer.Option(help="Binary target column.")],
-    id: Annotated[str, typer.Option("--id", help="Unique entity id column.")],
-    time: Annotated[str | None, typer.Option(help="Event-time / batch column.")] = None,
+    target: Annotated[str, typer.Option(help="Two-valued target column.")],
+    id: Annotated[
+        str | None, typer.Option("--id", help="Unique entity id (default: a row id is made).")
+    ] = None,
+    time: Annotated[str | None, typer.Option(help="Event-time column.")] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="The positive class (default: the rarer one).")
+    ] = None,
+    time_format: Annotated[
+        str | None, typer.Option(help="strptime format of a text time column (default: detected).")
+    ] = None,
+    batch_by: Annotated[
+        str | None,
+        typer.Option(help="year, month, week, day, or N batches (default: from span and size)."),
+    ] = None,
+    no_header: Annotated[
+        bool, typer.Option("--no-header", help="The CSV file has no header line.")
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Dataset name (default: file stem).")] = None,
     slices: Annotated[list[str] | None, typer.Option("--slice", help="Slice column.")] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the spec YAML.")] = None,
+    params_out: Annotated[
+        Path | None, typer.Option(help="Where to write the dataset's params.yaml.")
+    ] = None,
 ) -> None:
-    """Draft a dataset spec from a parquet or CSV file (review it, then point SCORELOOP_SPEC_PATH
-    at it)."""
+    """Draft a dataset spec and its params from a parquet or CSV file as found.
+
+    Then point SCORELOOP_SPEC_PATH and SCORELOOP_PARAMS_PATH at the two files it writes.
+    """
+    import yaml
+
+    from pipelines.infer import infer_dataset
+
+    settings = get_settings()
+    base = yaml.safe_load(settings.params_path.read_text()) if settings.params_path.exists() else {}
+    base = base or {}
     try:
-        spec = infer_spec(
-            read_table(file),
-            name=name or file.stem,
+        result = infer_dataset(
+            file,
             target=target,
             id_column=id,
             time_column=time,
+            positive=positive,
+            time_format=time_format,
+            batch_by=batch_by,
+            header=False if no_header else None,
+            name=name,
             slices=slices or [],
+            base_gate=dict(base.get("gate") or {}),
         )
-    except SpecError as exc:
+    except ScoreloopError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    destination = out or file.with_suffix(".spec.yaml")
-    save_spec(spec, destination)
+    spec_path = out or file.with_suffix(".spec.yaml")
+    params_path = params_out or spec_path.with_name(
+        spec_path.name.removesuffix(".spec.yaml").removesuffix(".yaml") + ".params.yaml"
+    )
+    save_spec(result.spec, spec_path)
+    for section, values in result.params.items():
+        base[section] = {**(base.get(section) or {}), **values}
+    params_path.write_text(
+        "# params.yaml sized for this dataset by `scoreloop dataset infer` (review it)\n"
+        + yaml.safe_dump(base, sort_keys=False, width=100)
+    )
+    for line in result.report():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {spec_path} and {params_path}; then:", markup=False)
     console.print(
-        f"wrote {destination}: {len(spec.features)} features "
-        f"({len(spec.categorical_names)} categorical), id={spec.id.name}, "
-        f"time={spec.time.name}, target={spec.target.name}"
+        f"  export SCORELOOP_SPEC_PATH={spec_path} SCORELOOP_PARAMS_PATH={params_path}",
+        markup=False,
     )
 
 

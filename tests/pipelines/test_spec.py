@@ -8,15 +8,10 @@ import polars as pl
 import pytest
 import yaml
 
-from pipelines.spec import (
-    MAX_INFERRED_CATEGORIES,
-    DatasetSpec,
-    SpecError,
-    infer_spec,
-    load_spec,
-    read_table,
-    save_spec,
-)
+from pipelines.infer import MAX_INFERRED_CATEGORIES, infer_dataset
+from pipelines.reading import SourceError, read_source
+from pipelines.settings import BUNDLED_SPEC
+from pipelines.spec import DatasetSpec, SpecError, load_spec, save_spec
 
 
 def test_bundled_spec(spec: DatasetSpec) -> None:
@@ -27,22 +22,23 @@ def test_bundled_spec(spec: DatasetSpec) -> None:
     assert spec.label_schema == {"id": pl.Int64(), "employed": pl.Int64()}
 
 
-def test_bundled_spec_is_what_infer_drafts_from_the_bundled_data(
-    acs: pl.DataFrame, spec: DatasetSpec
-) -> None:
-    drafted = infer_spec(
-        acs,
-        name=spec.name,
+def test_bundled_spec_is_what_infer_drafts_from_the_bundled_data(spec: DatasetSpec) -> None:
+    drafted = infer_dataset(
+        BUNDLED_SPEC.parent / "employment_MA.parquet",
         target="employed",
         id_column="id",
         time_column="year",
         slices=spec.slices,
-    )
-    strip = {"description"}
+    ).spec
+    strip = {"description", "min", "max"}
     assert [c.model_dump(exclude=strip) for c in drafted.features] == [
         c.model_dump(exclude=strip) for c in spec.features
     ]
-    assert drafted.id == spec.id and drafted.time == spec.time and drafted.target == spec.target
+    age, bundled = drafted.feature("AGEP"), spec.feature("AGEP")
+    assert age.min == bundled.min == 0.0  # no negative ages: the slack stops at 0
+    assert age.max is not None and bundled.max is not None and age.max > bundled.max
+    assert drafted.id == spec.id and drafted.target == spec.target
+    assert (drafted.time.name, drafted.time.dtype, drafted.time.batch_by) == ("year", "int", "year")
 
 
 def test_save_and_load_round_trip(tmp_path: Path, spec: DatasetSpec) -> None:
@@ -88,12 +84,13 @@ def test_unreadable_spec_files(tmp_path: Path) -> None:
         load_spec(tmp_path / "b.yaml")
 
 
-def test_infer_types_categories_and_ranges() -> None:
+def test_infer_types_categories_and_ranges(tmp_path: Path) -> None:
     n = 200
     df = pl.DataFrame(
         {
             "key": [f"k{i}" for i in range(n)],
-            "level": [i % 12 for i in range(n)],  # few ints: categorical, numeric order
+            "level": [i % 12 for i in range(n)],  # a dense run of small ints: a count, numeric
+            "region_code": [(i % 12) * 7 for i in range(n)],  # named a code: categorical
             "count": list(range(n)),  # many ints: numeric with a range
             "comment": [f"free text {i}" for i in range(n)],  # many strings: no allowed set
             "ratio": [None if i % 10 == 0 else i / n for i in range(n)],
@@ -101,12 +98,15 @@ def test_infer_types_categories_and_ranges() -> None:
             "label": [i % 2 for i in range(n)],
         }
     )
-    spec = infer_spec(df, name="t", target="label", id_column="key")
+    df.write_parquet(tmp_path / "t.parquet")
+    spec = infer_dataset(tmp_path / "t.parquet", name="t", target="label", id_column="key").spec
     level = spec.feature("level")
-    assert level.categorical and level.dtype == "string"
-    assert level.allowed == [str(i) for i in range(12)]  # "2" before "10"
+    assert (level.dtype, level.categorical, level.min, level.max) == ("int", False, 0.0, 13.0)
+    code = spec.feature("region_code")
+    assert code.categorical and code.allowed == [str(7 * i) for i in range(12)]  # "7" before "14"
     count = spec.feature("count")
-    assert (count.dtype, count.categorical, count.min, count.max) == ("int", False, 0.0, 199.0)
+    assert (count.dtype, count.categorical) == ("int", False)
+    assert (count.min, count.max) == (0.0, 219.0)  # 0..199 widened by 10% (not below 0)
     comment = spec.feature("comment")
     assert comment.categorical and comment.allowed is None and n > MAX_INFERRED_CATEGORIES
     ratio = spec.feature("ratio")
@@ -116,25 +116,12 @@ def test_infer_types_categories_and_ranges() -> None:
     assert (spec.negative_label, spec.positive_label) == (0, 1)
 
 
-def test_infer_refuses_what_it_cannot_describe() -> None:
-    df = pl.DataFrame({"id": [1, 2, 3], "y": [0, 1, 2], "x": [1.0, 2.0, 3.0]})
-    with pytest.raises(SpecError, match="exactly two classes"):
-        infer_spec(df, name="t", target="y", id_column="id")
-    with pytest.raises(SpecError, match="'when' is not in the table"):
-        infer_spec(df, name="t", target="y", id_column="id", time_column="when")
-    dates = df.with_columns(
-        y=pl.Series([0, 1, 0]),
-        d=pl.date_range(pl.date(2020, 1, 1), pl.date(2020, 1, 3), eager=True),
-    )
-    with pytest.raises(SpecError, match="'d' has type Date"):
-        infer_spec(dates, name="t", target="y", id_column="id")
-
-
-def test_read_table_formats(tmp_path: Path) -> None:
+def test_read_source_formats(tmp_path: Path) -> None:
     df = pl.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     df.write_csv(tmp_path / "t.csv")
     df.write_parquet(tmp_path / "t.parquet")
-    assert read_table(tmp_path / "t.csv").equals(df)
-    assert read_table(tmp_path / "t.parquet").equals(df)
-    with pytest.raises(SpecError, match="unsupported format"):
-        read_table(tmp_path / "t.xlsx")
+    assert read_source(tmp_path / "t.csv").equals(df.cast(pl.String))  # CSV is read as text
+    assert read_source(tmp_path / "t.parquet").equals(df)
+    (tmp_path / "t.xlsx").write_text("x")
+    with pytest.raises(SourceError, match="unsupported format"):
+        read_source(tmp_path / "t.xlsx")
