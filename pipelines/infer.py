@@ -77,6 +77,8 @@ TIME_FORMATS: tuple[str, ...] = (
     "%Y-%m-%d",
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d",
+    "%Y-%m",
+    "%Y/%m",
     "%m/%d/%Y %H:%M:%S",
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y",

@@ -278,3 +278,19 @@ def test_cli_prints_the_report_and_writes_both_files(tmp_path: Path) -> None:
     assert (tmp_path / "d.params.yaml").exists()
     refused = CliRunner().invoke(app, ["dataset", "infer", str(path), "--target", "x"])
     assert refused.exit_code == 2 and "target 'x' must have exactly two classes" in refused.output
+
+
+def test_year_month_strings_are_read_as_months(tmp_path: Path) -> None:
+    months = [f"2024-{m:02d}" for m in range(1, 13)]
+    frame = pl.DataFrame(
+        {
+            "id": list(range(1200)),
+            "month": [months[i % 12] for i in range(1200)],
+            "x": [float(i % 7) for i in range(1200)],
+            "y": [i % 3 == 0 for i in range(1200)],
+        }
+    )
+    path = tmp_path / "monthly.parquet"
+    frame.write_parquet(path)
+    draft = infer_dataset(path, target="y", id_column="id", time_column="month")
+    assert draft.spec.time.format == "%Y-%m"
