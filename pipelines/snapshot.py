@@ -10,18 +10,24 @@ A snapshot is a folder under the snapshots directory, published once and never c
         metadata.json
         card.md          (when the bundle has one)
         spec.yaml        the dataset spec the scores and the model follow
-        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow, id dtype, columns)
+        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow and of every other
+                         file, id dtype, columns)
     <snapshots_dir>/CURRENT   the snapshot id being served (swapped with os.replace)
 
-Readers (the lookup service) memory-map ``scores.arrow``: opening 10M rows costs a checksum and
-a sortedness check, not a copy.
+Every file of a published snapshot is written read-only (0444) and its sha256 is in the manifest;
+a load verifies them. Readers (the lookup service) read ``scores.arrow`` into anonymous memory
+and verify the checksum of exactly the bytes they serve: a memory-mapped file truncated in place
+kills its reader with SIGBUS (and root ignores the read-only bit), while a copy in memory keeps
+answering whatever happens to the files afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,17 +119,25 @@ class SnapshotManifest(BaseModel):
     columns: list[str]
     spec_name: str = ""
     format_version: int = FORMAT_VERSION
+    #: sha256 of every other file of the snapshot (model, metadata, spec, card), by file name.
+    #: Empty in snapshots published before it existed: only scores.arrow is verified then.
+    files: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
 class LoadedSnapshot:
-    """A verified snapshot: memory-mapped scores, its spec and its model."""
+    """A verified snapshot held in memory: its scores, spec, model and model card.
+
+    Nothing here reads the snapshot folder after the load, so a change to its files cannot
+    change (or crash) what is served.
+    """
 
     manifest: SnapshotManifest
     directory: Path
     scores: pa.Table
     spec: DatasetSpec
     bundle: ModelBundle
+    card: str | None = None
 
 
 def snapshot_path(snapshots_dir: Path, snapshot_id: str) -> Path:
@@ -198,8 +212,22 @@ def _prune(snapshots_dir: Path, keep: int, current: str) -> None:
     dirs = _snapshot_dirs(snapshots_dir)
     for old in dirs[: max(len(dirs) - keep, 0)]:
         if old.name != current:
-            # A reader that memory-mapped these files keeps its pages until it lets go.
+            # Readers hold their copy in memory: removing the files costs them nothing.
             shutil.rmtree(old, ignore_errors=True)
+
+
+#: Files of a published snapshot: readable by everyone, writable by nobody.
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def _seal(directory: Path) -> dict[str, str]:
+    """Make every file in ``directory`` read-only; sha256 of each except scores and manifest."""
+    digests: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        path.chmod(READ_ONLY)
+        if path.name not in (SCORES_FILE, MANIFEST_FILE):
+            digests[path.name] = _sha256(path)
+    return digests
 
 
 def _write_current(snapshots_dir: Path, snapshot_id: str) -> None:
@@ -270,6 +298,7 @@ def publish_snapshot(
             if (bundle_dir / name).exists():
                 shutil.copyfile(bundle_dir / name, staging / name)
         shutil.copyfile(spec_path, staging / SPEC_FILE)
+        files = _seal(staging)
         manifest = SnapshotManifest(
             snapshot_id=snapshot_id,
             model_name=model_name,
@@ -280,9 +309,11 @@ def publish_snapshot(
             id_dtype=spec.id.dtype,
             columns=frame.columns,
             spec_name=spec.name,
+            files=files,
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
         _fsync_file(staging / MANIFEST_FILE)
+        (staging / MANIFEST_FILE).chmod(READ_ONLY)
         os.replace(staging, snapshot_path(snapshots_dir, snapshot_id))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -333,13 +364,44 @@ def _check_sorted_unique(ids: pa.ChunkedArray | pa.Array, where: Path) -> None:
             raise SnapshotError(f"{where}: entity_id is not strictly increasing (sorted, unique)")
 
 
-def open_scores(path: Path) -> pa.Table:
-    """Memory-map an Arrow IPC scores file (zero-copy: pages load when touched)."""
+def read_into_memory(path: Path) -> memoryview:
+    """The whole file copied into anonymous memory (page-aligned, released when unreferenced).
+
+    Anonymous memory, not a mapping of the file: nothing another process does to the file
+    afterwards (truncate, overwrite, delete) can reach it. A file that changes size while it
+    is read is refused.
+    """
     try:
-        source = pa.memory_map(str(path), "r")
-        return ipc.open_file(source).read_all()
-    except (OSError, pa.ArrowException) as exc:
+        with path.open("rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            memory = mmap.mmap(-1, max(size, 1))
+            view = memoryview(memory)
+            done = 0
+            while done < size:
+                n = handle.readinto(view[done:size])
+                if not n:
+                    break
+                done += n
+            view.release()
+            extra = handle.read(1)
+    except OSError as exc:
         raise SnapshotError(f"snapshot scores {path} are unreadable: {exc}") from exc
+    if done != size or extra:
+        memory.close()
+        raise SnapshotError(f"snapshot scores {path} changed size while being read")
+    return memoryview(memory)[:size]
+
+
+def _table_from_memory(memory: memoryview, where: Path) -> pa.Table:
+    try:
+        return ipc.open_file(pa.BufferReader(pa.py_buffer(memory))).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise SnapshotError(f"snapshot scores {where} are unreadable: {exc}") from exc
+
+
+def open_scores(path: Path) -> pa.Table:
+    """Read an Arrow IPC scores file into memory (see :func:`read_into_memory`)."""
+    return _table_from_memory(read_into_memory(Path(path)), path)
 
 
 def load_snapshot(
@@ -362,16 +424,18 @@ def load_snapshot(
             f"snapshot {manifest.snapshot_id} has id dtype {manifest.id_dtype!r}; this service "
             f"serves {expected_id_dtype!r} ids (restart it to change the id type)"
         )
+    # The checksum is taken of the bytes in memory, the ones that will be served.
+    memory = read_into_memory(scores_path)
     if verify_checksum:
-        try:
-            digest = _sha256(scores_path)
-        except OSError as exc:
-            raise SnapshotError(f"snapshot scores {scores_path} are unreadable: {exc}") from exc
-        if digest != manifest.sha256:
-            raise SnapshotError(
-                f"snapshot {manifest.snapshot_id}: sha256 of {scores_path} is {digest}, manifest "
-                f"says {manifest.sha256} (corrupt or partially written)"
-            )
+        _verify(manifest, scores_path, hashlib.sha256(memory).hexdigest(), manifest.sha256)
+        for name, expected_digest in manifest.files.items():
+            try:
+                digest = _sha256(directory / name)
+            except OSError as exc:
+                raise SnapshotError(
+                    f"snapshot {manifest.snapshot_id}: {directory / name} is unreadable: {exc}"
+                ) from exc
+            _verify(manifest, directory / name, digest, expected_digest)
     try:
         spec = load_spec(directory / SPEC_FILE)
     except (SpecError, OSError) as exc:
@@ -381,7 +445,7 @@ def load_snapshot(
             f"snapshot {manifest.snapshot_id}: spec id dtype {spec.id.dtype!r} != manifest "
             f"{manifest.id_dtype!r}"
         )
-    table = open_scores(scores_path)
+    table = _table_from_memory(memory, scores_path)
     expected = arrow_scores_schema(manifest.id_dtype)
     if not table.schema.equals(expected):
         raise SnapshotError(
@@ -403,9 +467,24 @@ def load_snapshot(
             f"snapshot {manifest.snapshot_id}: model features {bundle.metadata.features} do not "
             f"match spec features {spec.feature_names}"
         )
+    card_path = directory / CARD_FILE
+    try:
+        card = card_path.read_text() if card_path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: unreadable {card_path}: {exc}"
+        ) from exc
     return LoadedSnapshot(
-        manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle
+        manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle, card=card
     )
+
+
+def _verify(manifest: SnapshotManifest, path: Path, digest: str, expected: str) -> None:
+    if digest != expected:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: sha256 of {path} is {digest}, manifest says "
+            f"{expected} (corrupt, partially written or changed after publishing)"
+        )
 
 
 def describe(manifest: SnapshotManifest) -> dict[str, Any]:
