@@ -94,7 +94,7 @@ def make_snapshot(snapshots: Path, entities: int) -> None:
 
 
 def _rss_parts() -> dict[str, float]:
-    """RSS split into anonymous (heap) and file-backed (memory-mapped snapshot) pages, in GB."""
+    """RSS split into anonymous (heap, the snapshot's copy) and file-backed pages, in GB."""
     fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -336,8 +336,8 @@ def main() -> None:
             f"load runs: {[round(x['load_s'], 2) for x in loads]} s; RSS ready {rss_gb:.2f} GB "
             f"(interpreter and libraries alone {last['rss_before_gb']:.2f} GB); after 10k random "
             f"lookups {last['rss_after_lookups_gb']:.2f} GB = {last['anon_after_lookups_gb']:.2f} "
-            f"anonymous + {last['file_after_lookups_gb']:.2f} file-backed (page cache of the "
-            "memory-mapped snapshot, shared and reclaimable)"
+            f"anonymous (the snapshot's copy in memory) + {last['file_after_lookups_gb']:.2f} "
+            "file-backed (libraries)"
         )
         results: dict[str, dict[str, float]] = {}
         for name in servers:

@@ -10,20 +10,27 @@ A snapshot is a folder under the snapshots directory, published once and never c
         metadata.json
         card.md          (when the bundle has one)
         spec.yaml        the dataset spec the scores and the model follow
-        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow, id dtype, columns,
-                         top_k: the reasons per row batch scoring wrote, which /predict returns)
+        manifest.json    SnapshotManifest (row count, sha256 of scores.arrow and of every other
+                         file, id dtype, columns, top_k: the reasons per row batch scoring wrote,
+                         which /predict returns)
     <snapshots_dir>/CURRENT   the snapshot id being served (swapped with os.replace)
 
-Readers (the lookup service) memory-map ``scores.arrow``: opening 10M rows costs a checksum and
-a sortedness check, not a copy.
+Every file of a published snapshot is written read-only (0444) and its sha256 is in the manifest;
+a load verifies them. Readers (the lookup service) read ``scores.arrow`` into anonymous memory
+and verify the checksum of exactly the bytes they serve: a memory-mapped file truncated in place
+kills its reader with SIGBUS (and root ignores the read-only bit), while a copy in memory keeps
+answering whatever happens to the files afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import shutil
+import stat
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,17 +127,25 @@ class SnapshotManifest(BaseModel):
     #: many. Snapshots published before it was recorded carry the default.
     top_k: int = DEFAULT_TOP_K
     format_version: int = FORMAT_VERSION
+    #: sha256 of every other file of the snapshot (model, metadata, spec, card), by file name.
+    #: Empty in snapshots published before it existed: only scores.arrow is verified then.
+    files: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
 class LoadedSnapshot:
-    """A verified snapshot: memory-mapped scores, its spec and its model."""
+    """A verified snapshot held in memory: its scores, spec, model and model card.
+
+    Nothing here reads the snapshot folder after the load, so a change to its files cannot
+    change (or crash) what is served.
+    """
 
     manifest: SnapshotManifest
     directory: Path
     scores: pa.Table
     spec: DatasetSpec
     bundle: ModelBundle
+    card: str | None = None
 
 
 def snapshot_path(snapshots_dir: Path, snapshot_id: str) -> Path:
@@ -205,8 +220,22 @@ def _prune(snapshots_dir: Path, keep: int, current: str) -> None:
     dirs = _snapshot_dirs(snapshots_dir)
     for old in dirs[: max(len(dirs) - keep, 0)]:
         if old.name != current:
-            # A reader that memory-mapped these files keeps its pages until it lets go.
+            # Readers hold their copy in memory: removing the files costs them nothing.
             shutil.rmtree(old, ignore_errors=True)
+
+
+#: Files of a published snapshot: readable by everyone, writable by nobody.
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def _seal(directory: Path) -> dict[str, str]:
+    """Make every file in ``directory`` read-only; sha256 of each except scores and manifest."""
+    digests: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        path.chmod(READ_ONLY)
+        if path.name not in (SCORES_FILE, MANIFEST_FILE):
+            digests[path.name] = _sha256(path)
+    return digests
 
 
 def _write_current(snapshots_dir: Path, snapshot_id: str) -> None:
@@ -282,6 +311,7 @@ def publish_snapshot(
             if (bundle_dir / name).exists():
                 shutil.copyfile(bundle_dir / name, staging / name)
         shutil.copyfile(spec_path, staging / SPEC_FILE)
+        files = _seal(staging)
         manifest = SnapshotManifest(
             snapshot_id=snapshot_id,
             model_name=model_name,
@@ -293,9 +323,11 @@ def publish_snapshot(
             columns=frame.columns,
             spec_name=spec.name,
             top_k=top_k,
+            files=files,
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
         _fsync_file(staging / MANIFEST_FILE)
+        (staging / MANIFEST_FILE).chmod(READ_ONLY)
         os.replace(staging, snapshot_path(snapshots_dir, snapshot_id))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -346,13 +378,61 @@ def _check_sorted_unique(ids: pa.ChunkedArray | pa.Array, where: Path) -> None:
             raise SnapshotError(f"{where}: entity_id is not strictly increasing (sorted, unique)")
 
 
-def open_scores(path: Path) -> pa.Table:
-    """Memory-map an Arrow IPC scores file (zero-copy: pages load when touched)."""
+#: Read in pieces; each one is hashed by a helper thread while the next is read.
+READ_CHUNK = 64 * 2**20
+
+
+def read_into_memory(path: Path, *, digest: bool = True) -> tuple[memoryview, str | None]:
+    """The whole file copied into private anonymous memory, and the sha256 of those bytes.
+
+    Anonymous memory, not a mapping of the file: nothing another process does to the file
+    afterwards (truncate, overwrite, delete) can reach it (a truncated mapping would SIGBUS).
+    Page-aligned, and released when the last view of it goes. Hashing a piece overlaps reading
+    the next (hashlib releases the GIL), so the load costs about the longer of the two. A file
+    that changes size while it is read is refused.
+    """
+    sha = hashlib.sha256() if digest else None
     try:
-        source = pa.memory_map(str(path), "r")
-        return ipc.open_file(source).read_all()
-    except (OSError, pa.ArrowException) as exc:
+        with (
+            path.open("rb", buffering=0) as handle,
+            ThreadPoolExecutor(1, thread_name_prefix="snapshot-sha256") as hasher,
+        ):
+            size = os.fstat(handle.fileno()).st_size
+            memory = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            # No MADV_HUGEPAGE: with THP defrag on madvise it stalled the fill 2-3x here.
+            view = memoryview(memory)
+            done = 0
+            pending: list[Future[None]] = []
+            while done < size:
+                n = handle.readinto(view[done : min(done + READ_CHUNK, size)])
+                if not n:
+                    break
+                if sha is not None:  # one worker: the pieces are hashed in order
+                    pending.append(hasher.submit(sha.update, view[done : done + n]))
+                done += n
+            for future in pending:
+                future.result()
+            del pending
+            view.release()
+            extra = handle.read(1)
+    except OSError as exc:
         raise SnapshotError(f"snapshot scores {path} are unreadable: {exc}") from exc
+    if done != size or extra:
+        memory.close()
+        raise SnapshotError(f"snapshot scores {path} changed size while being read")
+    return memoryview(memory)[:size], sha.hexdigest() if sha is not None else None
+
+
+def _table_from_memory(memory: memoryview, where: Path) -> pa.Table:
+    try:
+        return ipc.open_file(pa.BufferReader(pa.py_buffer(memory))).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise SnapshotError(f"snapshot scores {where} are unreadable: {exc}") from exc
+
+
+def open_scores(path: Path) -> pa.Table:
+    """Read an Arrow IPC scores file into memory (see :func:`read_into_memory`)."""
+    return _table_from_memory(read_into_memory(Path(path), digest=False)[0], path)
 
 
 def load_snapshot(
@@ -375,16 +455,18 @@ def load_snapshot(
             f"snapshot {manifest.snapshot_id} has id dtype {manifest.id_dtype!r}; this service "
             f"serves {expected_id_dtype!r} ids (restart it to change the id type)"
         )
-    if verify_checksum:
-        try:
-            digest = _sha256(scores_path)
-        except OSError as exc:
-            raise SnapshotError(f"snapshot scores {scores_path} are unreadable: {exc}") from exc
-        if digest != manifest.sha256:
-            raise SnapshotError(
-                f"snapshot {manifest.snapshot_id}: sha256 of {scores_path} is {digest}, manifest "
-                f"says {manifest.sha256} (corrupt or partially written)"
-            )
+    # The checksum is taken of the bytes in memory, the ones that will be served.
+    memory, digest = read_into_memory(scores_path, digest=verify_checksum)
+    if digest is not None:
+        _verify(manifest, scores_path, digest, manifest.sha256)
+        for name, expected_digest in manifest.files.items():
+            try:
+                digest = _sha256(directory / name)
+            except OSError as exc:
+                raise SnapshotError(
+                    f"snapshot {manifest.snapshot_id}: {directory / name} is unreadable: {exc}"
+                ) from exc
+            _verify(manifest, directory / name, digest, expected_digest)
     try:
         spec = load_spec(directory / SPEC_FILE)
     except (SpecError, OSError) as exc:
@@ -394,7 +476,7 @@ def load_snapshot(
             f"snapshot {manifest.snapshot_id}: spec id dtype {spec.id.dtype!r} != manifest "
             f"{manifest.id_dtype!r}"
         )
-    table = open_scores(scores_path)
+    table = _table_from_memory(memory, scores_path)
     expected = arrow_scores_schema(manifest.id_dtype)
     if not table.schema.equals(expected):
         raise SnapshotError(
@@ -415,9 +497,24 @@ def load_snapshot(
         check_bundle(bundle, spec)
     except (FeatureMismatchError, ScoringError) as exc:
         raise SnapshotError(f"snapshot {manifest.snapshot_id}: {exc}") from exc
+    card_path = directory / CARD_FILE
+    try:
+        card = card_path.read_text() if card_path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: unreadable {card_path}: {exc}"
+        ) from exc
     return LoadedSnapshot(
-        manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle
+        manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle, card=card
     )
+
+
+def _verify(manifest: SnapshotManifest, path: Path, digest: str, expected: str) -> None:
+    if digest != expected:
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: sha256 of {path} is {digest}, manifest says "
+            f"{expected} (corrupt, partially written or changed after publishing)"
+        )
 
 
 def describe(manifest: SnapshotManifest) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""The lookup index over a memory-mapped scores file: binary search on the sorted id buffer.
+"""The lookup index over a scores table in memory: binary search on the sorted id buffer.
 
-Nothing is copied at load: integer ids are a numpy view of the Arrow buffer (``searchsorted``),
-string ids are searched through their offsets and data buffers. Building a row touches a few
-pages of each column, so 10M entities cost the size of the pages read, not of the file.
+Nothing is copied when the index is built: integer ids are a numpy view of the Arrow buffer
+(``searchsorted``), string ids are searched through their offsets and data buffers (the table
+itself is the snapshot's copy in anonymous memory, see ``pipelines.snapshot.read_into_memory``).
 
 Rows are read through ``memoryview``s of the numpy views (an index gives a Python int or float,
 not a numpy scalar), and :meth:`ScoreIndex.json` encodes them with orjson when it is installed

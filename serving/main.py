@@ -16,12 +16,20 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from pipelines.snapshot import SnapshotError, read_current
 from pipelines.spec import DatasetSpec, DType, SpecError, load_spec
-from serving.config import ConfigError, ServingSettings, check_admin_token, get_serving_settings
+from serving.config import (
+    ConfigError,
+    ServingSettings,
+    check_admin_token,
+    check_dev_host,
+    get_serving_settings,
+)
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import admin, bench, health, model, predict, scores
+from serving.routes.guards import BodyLimitMiddleware, validation_error_handler
 from serving.store import SnapshotStore
 
 logger = logging.getLogger("scoreloop.serving")
@@ -92,6 +100,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = metrics
@@ -102,6 +111,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     if settings.bench_routes:
         app.include_router(bench.router)
+    # Outermost last: the metrics see every answer, the 413s of the body limit included.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -128,7 +139,8 @@ def run(
     if reload_interval_s is not None:
         updates["reload_interval_s"] = reload_interval_s
     settings = get_serving_settings().model_copy(update=updates)
-    check_admin_token(settings)  # fail before binding the port, with the reason
+    check_dev_host(settings, host)  # fail before binding the port, with the reason
+    check_admin_token(settings)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -56,6 +56,9 @@ class Metrics:
         self.last_reload_at: float | None = None
         self.last_reload_result: str | None = None
         self.last_reload_error: str | None = None
+        #: The refusal in force: set by a refused reload, cleared only once the snapshot that
+        #: CURRENT names is a good one being served (an "unchanged" poll does not clear it).
+        self.refusal: str | None = None
         self.started_at = time.time()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -73,6 +76,15 @@ class Metrics:
             self.last_reload_at = time.time()
             self.last_reload_result = result
             self.last_reload_error = error
+            if result == "refused":
+                self.refusal = error or "refused"
+            elif result == "swapped":
+                self.refusal = None
+
+    def clear_refusal(self) -> None:
+        """CURRENT names the snapshot being served again: no refusal in force."""
+        with self._lock:
+            self.refusal = None
 
     def set_snapshot(self, info: SnapshotInfo) -> None:
         with self._lock:
@@ -118,10 +130,10 @@ class Metrics:
                 "# HELP scoreloop_snapshot_last_reload_timestamp_seconds Last reload attempt.",
                 "# TYPE scoreloop_snapshot_last_reload_timestamp_seconds gauge",
                 f"scoreloop_snapshot_last_reload_timestamp_seconds {self.last_reload_at or 0.0!r}",
-                "# HELP scoreloop_snapshot_last_reload_success 1 if the last attempt did not fail.",
+                "# HELP scoreloop_snapshot_last_reload_success 0 from a refused snapshot until a "
+                "good one is loaded, else 1.",
                 "# TYPE scoreloop_snapshot_last_reload_success gauge",
-                "scoreloop_snapshot_last_reload_success "
-                f"{0 if self.last_reload_result == 'refused' else 1}",
+                f"scoreloop_snapshot_last_reload_success {0 if self.refusal is not None else 1}",
             ]
             snap = self.snapshot
             out += [

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Most ids one POST /scores/lookup may ask for.
 MAX_LOOKUP_IDS = 1000
+#: Longest string entity id (path or lookup body).
+MAX_ID_LENGTH = 256
 
 
 class Reason(BaseModel):
@@ -39,7 +42,9 @@ class LookupIntIn(BaseModel):
 
 
 class LookupStrIn(BaseModel):
-    ids: list[str] = Field(min_length=1, max_length=MAX_LOOKUP_IDS)
+    ids: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] = Field(
+        min_length=1, max_length=MAX_LOOKUP_IDS
+    )
 
 
 class LookupOut(BaseModel):

@@ -138,6 +138,11 @@ class SnapshotStore:
                 return ReloadResult("empty", None, None, time.perf_counter() - start)
             current = self._current
             if current is not None and current.snapshot_id == manifest.snapshot_id:
+                if self._refused_id is not None or self.last_error is not None:
+                    # CURRENT was pointed back at the snapshot being served: nothing refused.
+                    self._refused_id = None
+                    self.last_error = None
+                    self.metrics.clear_refusal()
                 self.metrics.observe_reload("unchanged")
                 return ReloadResult("unchanged", manifest.snapshot_id)
             if manifest.snapshot_id == self._refused_id and not force:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -44,5 +45,5 @@ def serve_command(
             server="granian" if server == "granian" else "uvicorn",
         )
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)  # one line to copy
         raise typer.Exit(2) from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pipelines.model_bundle import CARD_FILE
 from serving.deps import SnapshotDep
 from serving.schemas import ErrorOut, ModelOut
 
@@ -26,7 +25,7 @@ def model(snapshot: SnapshotDep) -> ModelOut:
     """The champion version being served, its card summary and its evaluation metrics."""
     metadata = snapshot.loaded.bundle.metadata
     manifest = snapshot.manifest
-    card = snapshot.loaded.directory / CARD_FILE
+    card = snapshot.loaded.card  # read at load: the folder may have changed since
     return ModelOut(
         name=manifest.model_name,
         version=manifest.model_version,
@@ -42,5 +41,5 @@ def model(snapshot: SnapshotDep) -> ModelOut:
         data_version=metadata.data_version,
         git_commit=metadata.git_commit,
         metrics=metadata.metrics,
-        card_summary=card_summary(card.read_text()) if card.exists() else None,
+        card_summary=card_summary(card) if card is not None else None,
     )

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pipelines.spec import DatasetSpec
 from serving.deps import SnapshotDep
 from serving.predict import RecordError, predict_record
+from serving.routes.guards import StrictJSONRoute
 from serving.schemas import ErrorOut, PredictErrorOut, PredictOut
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -40,7 +41,7 @@ def example_record(spec: DatasetSpec) -> dict[str, Any]:
 
 def build_router(spec: DatasetSpec) -> APIRouter:
     """The /predict router, its example taken from the dataset spec."""
-    router = APIRouter(tags=["predict"])
+    router = APIRouter(tags=["predict"], route_class=StrictJSONRoute)
     example = example_record(spec)
 
     @router.post("/predict", response_model=PredictOut, responses=RESPONSES)

@@ -12,10 +12,18 @@ from fastapi.routing import APIRoute
 from pipelines.spec import DType
 from serving.deps import current_snapshot
 from serving.index import EntityId
-from serving.schemas import MAX_LOOKUP_IDS, ErrorOut, LookupIntIn, LookupOut, LookupStrIn, ScoreOut
+from serving.routes.guards import StrictJSONRoute
+from serving.schemas import (
+    MAX_ID_LENGTH,
+    MAX_LOOKUP_IDS,
+    ErrorOut,
+    LookupIntIn,
+    LookupOut,
+    LookupStrIn,
+    ScoreOut,
+)
 from serving.store import Snapshot
 
-MAX_ID_LENGTH = 256
 ID_DESCRIPTION = "The entity id (type from the dataset spec's id column)."
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "Unknown entity id"},
@@ -120,7 +128,7 @@ class _IntLookupRoute(_LookupRoute):
 
 def build_router(id_dtype: DType) -> APIRouter:
     """The /scores router for integer or string entity ids."""
-    router = APIRouter(prefix="/scores", tags=["scores"])
+    router = APIRouter(prefix="/scores", tags=["scores"], route_class=StrictJSONRoute)
     lookup_doc = (
         f"Scores of up to {MAX_LOOKUP_IDS} entities at once (duplicates answered once). "
         "Ids without a score are listed in `missing`; all rows come from one snapshot."
