@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.serving import TOKEN, free_port, start_server, stop, wait_ready
+from support.serving import TOKEN
+
+from scoreloop.serve_process import ServiceProcess
 
 BODY_BYTES = 18_000_000
 CHUNK = 65_536
@@ -66,12 +68,10 @@ def _huge_request(port: int, chunked: bool) -> dict[str, float | int | bytes]:
 def test_an_18mb_body_is_refused_early_and_healthz_keeps_answering(
     snapshots: Path, state: Path, tmp_path: Path, chunked: bool
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {"SCORELOOP_STATE_ROOT": str(state), "SCORELOOP_ADMIN_TOKEN": TOKEN}
-    process = start_server(env, port, log=tmp_path / "server.log")
-    try:
-        wait_ready(base, process, timeout=120)
+    with ServiceProcess(env, log=tmp_path / "server.log", ready_timeout=120) as service:
+        port, base, process = service.port, service.base_url, service.process
+        assert process is not None
         with httpx.Client(base_url=base, timeout=30) as http:
             baseline = []
             for _ in range(5):
@@ -96,5 +96,3 @@ def test_an_18mb_body_is_refused_early_and_healthz_keeps_answering(
         # Generous, relative to this machine: /healthz was not held up behind the big body.
         assert statistics.median(during) < 50 * statistics.median(baseline) + 1.0
         assert process.poll() is None
-    finally:
-        stop(process)

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from support.serving import TOKEN, free_port, start_server, stop, wait_ready
+from support.serving import TOKEN
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import publish_snapshot
+from scoreloop.serve_process import ServiceProcess
 
 #: How long snapshots keep being published, and how often (SCORELOOP_TEST_SWAP_SECONDS shrinks
 #: it for a quick local run; CI runs the default).
@@ -72,16 +73,14 @@ def test_lookups_while_snapshots_swap(
     published[first.snapshot_id] = "v0.0.1"
     ids = list(expected["v0.0.1"])
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
         "SCORELOOP_STATE_ROOT": str(state),
         "SCORELOOP_ADMIN_TOKEN": TOKEN,
         "SCORELOOP_RELOAD_INTERVAL_S": "0.2",
     }
-    process = start_server(env, port, log=tmp_path / "server.log")
-    try:
-        wait_ready(base, process, timeout=120)
+    with ServiceProcess(env, log=tmp_path / "server.log", ready_timeout=120) as service:
+        base, process = service.base_url, service.process
+        assert process is not None
         done = threading.Event()
         rss: dict[str, int] = {}
         errors: list[str] = []
@@ -151,8 +150,6 @@ def test_lookups_while_snapshots_swap(
             swapping.result()
         assert errors == []
         assert process.poll() is None
-    finally:
-        stop(process)
 
     failed = [a for a in answers if a[1] != 200]
     wrong = [a for a in answers if a[2]]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.serving import free_port, start_server, stop, wait_ready
+
+from scoreloop.serve_process import ServiceProcess, ServiceStartError
 
 
 @pytest.mark.slow
@@ -16,12 +17,10 @@ def test_the_admin_token_never_reaches_the_logs(
 ) -> None:
     token = secrets.token_urlsafe(32)
     log = tmp_path / "server.log"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {"SCORELOOP_STATE_ROOT": str(state), "SCORELOOP_ADMIN_TOKEN": token}
-    process = start_server(env, port, "--log-level", "debug", log=log)
-    try:
-        wait_ready(base, process, timeout=120)
+    with ServiceProcess(env, "--log-level", "debug", log=log, ready_timeout=120) as service:
+        base, process = service.base_url, service.process
+        assert process is not None
         with httpx.Client(base_url=base, timeout=30) as http:
             good = {"Authorization": f"Bearer {token}"}
             assert http.post("/admin/reload", headers=good).status_code == 200
@@ -35,8 +34,6 @@ def test_the_admin_token_never_reaches_the_logs(
         (snapshots / "CURRENT").write_text("no-such-snapshot\n")  # a logged refusal
         with httpx.Client(base_url=base, timeout=30) as http:
             assert http.post("/admin/reload", headers=good).status_code == 409
-    finally:
-        stop(process)
     text = log.read_text()
     assert "refused" in text  # the log was written, at debug level
     assert token not in text
@@ -56,11 +53,12 @@ def test_serve_refuses_to_start(
     state: Path, tmp_path: Path, env: dict[str, str], args: tuple[str, ...], message: str
 ) -> None:
     log = tmp_path / "server.log"
-    process = start_server({"SCORELOOP_STATE_ROOT": str(state), **env}, free_port(), *args, log=log)
-    try:
-        assert process.wait(timeout=120) == 2
-    finally:
-        stop(process)
+    service = ServiceProcess(
+        {"SCORELOOP_STATE_ROOT": str(state), **env}, *args, log=log, ready_path="/healthz"
+    )
+    with pytest.raises(ServiceStartError) as refused:
+        service.start()
+    assert refused.value.returncode == 2
     text = log.read_text()
     assert message in text
     assert "secrets.token_urlsafe(32)" in text

@@ -15,10 +15,11 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from support.serving import TOKEN, free_port, start_server, stop, wait_ready
+from support.serving import TOKEN
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import SCORES_FILE, publish_snapshot, read_current
+from scoreloop.serve_process import ServiceProcess
 
 
 def _answers(base: str, ids: list[int]) -> list[object]:
@@ -32,16 +33,14 @@ def _answers(base: str, ids: list[int]) -> list[object]:
 def test_truncating_and_overwriting_the_served_files_in_place(
     snapshots: Path, state: Path, tmp_path: Path, bundle_v2: Path, scores_v2: pl.DataFrame
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
         "SCORELOOP_STATE_ROOT": str(state),
         "SCORELOOP_ADMIN_TOKEN": TOKEN,
         "SCORELOOP_RELOAD_INTERVAL_S": "0.2",
     }
-    process = start_server(env, port, log=tmp_path / "server.log")
-    try:
-        wait_ready(base, process, timeout=120)
+    with ServiceProcess(env, log=tmp_path / "server.log", ready_timeout=120) as service:
+        base, process = service.base_url, service.process
+        assert process is not None
         manifest = read_current(snapshots)
         assert manifest is not None
         folder = snapshots / manifest.snapshot_id
@@ -76,6 +75,4 @@ def test_truncating_and_overwriting_the_served_files_in_place(
             assert time.monotonic() < deadline, "the new snapshot was not loaded"
             time.sleep(0.1)
         assert _answers(base, known)[0][0]["model_version"] == "v0.0.2"  # type: ignore[index]
-    finally:
-        stop(process)
     assert process.returncode in (0, -15), (tmp_path / "server.log").read_text()[-2000:]
