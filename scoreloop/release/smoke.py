@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import polars as pl
-from pipelines.scores_table import SCORES
 
 from pipelines.ingest import VALIDATED
+from pipelines.scores_table import SCORES
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import load_spec
 from pipelines.tables import read_table, table_uri
