@@ -18,6 +18,7 @@ from pipelines.alerts import Alert, drift_alert, performance_alert
 from pipelines.drift import (
     DriftReport,
     drift_batch,
+    plot_distribution,
     plot_drift_history,
     psi_markdown,
     read_drift,
@@ -56,6 +57,8 @@ class DriftResult:
     alert: Alert | None
     psi_threshold: float
     plot: Path | None = None
+    #: Reference-vs-batch distribution PNG of every drifted feature (when plots were asked for).
+    distribution_plots: dict[str, Path] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -152,13 +155,19 @@ def _measure_drift(batch_id: str, ctx: _Context) -> DriftResult:
         batch_id, settings=ctx.settings, champion=ctx.champion, spec=ctx.spec, params=params
     )
     plot = None
+    views: dict[str, Path] = {}
     if ctx.plot_dir is not None:
         plot = plot_drift_history(
             ctx.history(read_drift(ctx.settings)),
             ctx.plot_dir / f"drift_{batch_id}.png",
             threshold=params.psi_threshold,
         )
+        views = {
+            name: plot_distribution(view, ctx.plot_dir / f"distribution_{batch_id}_{name}.png")
+            for name, view in report.views.items()
+        }
     return DriftResult(
+        distribution_plots=views,
         report=report,
         psi=report.psi_table(),
         alert=drift_alert(batch_id, ctx.champion.version, report.drifted),

@@ -16,6 +16,7 @@ from pipelines.alerts import Alert, stale_alert
 from pipelines.drift import read_drift
 from pipelines.ingest import accepted_batches
 from pipelines.monitoring import (
+    DATASET_FEATURE,
     SCORE_FEATURE,
     Champion,
     MonitoringParams,
@@ -82,7 +83,7 @@ def is_stale(
             drift.filter(
                 pl.col("batch_id").is_in(window)
                 & pl.col("drifted")
-                & (pl.col("feature") != SCORE_FEATURE)
+                & ~pl.col("feature").is_in([SCORE_FEATURE, DATASET_FEATURE])
             )
             .group_by("batch_id")
             .agg(pl.col("feature").unique().sort())

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-from assets.metadata import png_markdown
+from assets.metadata import png_image, png_markdown
 from assets.monitoring.checks import DRIFT, PERFORMANCE, SPECS, auc_within_tolerance, not_measured
 from assets.monitoring.checks import no_feature_drift as drift_check
 from assets.monitoring.delivery import deliver
@@ -93,6 +93,12 @@ def drift(context: dg.AssetExecutionContext, scoreloop: ScoreloopResource) -> It
             "drifted_count": len(report.drifted_features),
             "max_psi": dg.MetadataValue.float(measured.max_psi),
             "psi_table": dg.MetadataValue.md(measured.psi_markdown),
+            "drift_share": dg.MetadataValue.float(report.drift_share or 0.0),
+            "dataset_drift": report.dataset_drift,
+            "distributions": dg.MetadataValue.md(
+                "\n\n".join(png_image(p) for p in measured.distribution_plots.values())
+                or "no drifted feature"
+            ),
             "score_reference": report.score_reference or "none (holdout batches not scored)",
             "drift_over_time": png_markdown(plot),
             "drift_plot": dg.MetadataValue.path(str(plot)),
