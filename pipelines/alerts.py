@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from pipelines.drift_stats import P_VALUE_METHODS
 from pipelines.errors import ScoreloopError
 from pipelines.ingest import read_ingest_log
 from pipelines.params import load_params
@@ -224,7 +225,10 @@ def drift_alert(batch_id: str, model_version: str, drifted: pl.DataFrame) -> Ale
     if drifted.height == 0:
         return None
     parts = [
-        f"{r['feature']} {r['metric']} {r['value']:.3f} > {r['threshold']}"
+        # p-values (ks, chi2) drift below their threshold, distances above it
+        f"{r['feature']} {r['metric']} {r['value']:.3g} < {r['threshold']}"
+        if r["metric"] in P_VALUE_METHODS
+        else f"{r['feature']} {r['metric']} {r['value']:.3f} > {r['threshold']}"
         for r in drifted.sort("value", descending=True).iter_rows(named=True)
     ]
     return Alert(

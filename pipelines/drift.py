@@ -12,6 +12,12 @@ instead of dividing by zero. Numeric bins are the reference quantile bins with o
 (values beyond the training range fall in the first or last bin) plus a null bin; categorical bins
 are the reference values plus one bin for every value unseen in training.
 
+Beside PSI, every feature gets one row of the statistic configured for it (``drift_method``,
+``drift_methods``; default ``auto``: Evidently's rule), see :mod:`pipelines.drift_stats`, and the
+batch gets a dataset row (feature ``__dataset__``, metric ``drift_share``): the share of features
+whose statistic drifted, drifted when it reaches ``drift_share``. A profile written before the
+statistics existed (no counts) gets PSI rows only.
+
 The score distribution is compared the same way (numeric bins) with the champion's scores of its
 own holdout batches when the scores table holds them.
 """
@@ -19,7 +25,7 @@ own holdout batches when the scores table holds them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,9 +33,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipelines.drift_stats import (
+    DriftStatError,
+    auto_method,
+    current_distribution,
+    is_drifted,
+    reference_distribution,
+    statistic,
+)
 from pipelines.features import prepare_features
 from pipelines.ingest import VALIDATED, accepted_batches, validated_schema
 from pipelines.monitoring import (
+    DATASET_FEATURE,
     SCORE_FEATURE,
     Champion,
     MonitoringError,
@@ -38,7 +53,7 @@ from pipelines.monitoring import (
     monitoring_params,
     training_batches,
 )
-from pipelines.plots import batches_figure, save_png
+from pipelines.plots import batches_figure, new_figure, save_png
 from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -49,6 +64,9 @@ EPSILON = 1e-4
 PSI = "psi"
 UNSEEN_SHARE = "unseen_share"
 SCORE_PSI = "score_psi"
+DRIFT_SHARE = "drift_share"
+#: Metrics of the configurable statistics (rows beside PSI).
+STAT_METRICS = ["wasserstein", "jensenshannon", "ks", "chi2"]
 #: Score bins of the score reference (quantiles of the reference scores).
 SCORE_BINS = 10
 #: What drift reads of the scores table.
@@ -130,6 +148,13 @@ def profile_frame(frame: pl.DataFrame, spec: DatasetSpec, bins: int = 10) -> dic
     return profile
 
 
+def has_counts(profile: dict[str, Any]) -> bool:
+    """Whether the profile carries the counts the statistics need (written since they exist)."""
+    return all(
+        "counts" in entry or "support" in entry for entry in profile.get("features", {}).values()
+    )
+
+
 def score_profile(scores: np.ndarray, bins: int = SCORE_BINS) -> dict[str, Any]:
     """Quantile bins of reference scores (a numeric profile entry)."""
     values = np.asarray(scores, dtype=np.float64)
@@ -171,35 +196,46 @@ def compute_drift(
     now = computed_at or datetime.now(UTC)
     rows: list[dict[str, Any]] = []
 
-    def add(feature: str, metric: str, value: float, threshold: float) -> None:
+    def add(
+        feature: str, metric: str, value: float, threshold: float, drifted: bool | None = None
+    ) -> bool:
+        flag = bool(value > threshold) if drifted is None else drifted
         rows.append(
             {
                 "batch_id": batch_id,
                 "feature": feature,
                 "metric": metric,
-                "value": round(value, 6),
+                "value": round(value, 6) if drifted is None else value,
                 "threshold": threshold,
-                "drifted": bool(value > threshold),
+                "drifted": flag,
                 "model_version": model_version,
                 "computed_at": now,
             }
         )
+        return flag
 
+    verdicts: list[bool] = []
     for column in spec.features:
         reference = features.get(column.name)
         if reference is None:
             continue
-        if reference.get("kind") == "categorical":
+        categorical = reference.get("kind") == "categorical"
+        if categorical:
             value, unseen = categorical_drift(prepared[column.name], reference)
-            add(column.name, PSI, value, params.psi_threshold)
+            psi_drifted = add(column.name, PSI, value, params.psi_threshold)
             add(column.name, UNSEEN_SHARE, unseen, params.unseen_threshold)
         else:
-            add(
+            psi_drifted = add(
                 column.name,
                 PSI,
                 numeric_psi(prepared[column.name], reference),
                 params.psi_threshold,
             )
+        verdict = _statistic_row(column.name, reference, prepared[column.name], params, add)
+        verdicts.append(psi_drifted if verdict is None else verdict)
+    if verdicts:
+        share = sum(verdicts) / len(verdicts)
+        add(DATASET_FEATURE, DRIFT_SHARE, share, params.drift_share, share >= params.drift_share)
     if scores is not None and score_reference is not None and scores.len():
         add(
             SCORE_FEATURE,
@@ -208,6 +244,97 @@ def compute_drift(
             params.score_psi_threshold,
         )
     return pl.DataFrame(rows, schema=DRIFT_SCHEMA)
+
+
+def _statistic_row(
+    feature: str,
+    reference: dict[str, Any],
+    series: pl.Series,
+    params: MonitoringParams,
+    add: Any,
+) -> bool | None:
+    """Add the feature's configured statistic row; its verdict (None: the method is PSI, or the
+    profile predates the statistics and has no counts)."""
+    try:
+        ref = reference_distribution(reference, feature)
+    except DriftStatError:
+        return None
+    numeric = reference.get("kind") != "categorical"
+    current = current_distribution(series, numeric=numeric)
+    method = params.method_of(feature)
+    if method == "auto":
+        method = auto_method(ref, current, numeric=numeric)
+    if method == PSI:
+        return None
+    try:
+        value = statistic(method, ref, current, numeric=numeric)
+    except DriftStatError as exc:
+        raise MonitoringError(
+            f"drift of feature {feature!r}: {exc} (monitoring.drift_methods in params.yaml)"
+        ) from exc
+    threshold = params.threshold_of(method)
+    drifted: bool = add(feature, method, value, threshold, is_drifted(method, value, threshold))
+    return drifted
+
+
+@dataclass(frozen=True)
+class DistributionView:
+    """Reference vs batch shares of one feature over the same bins (what the view draws)."""
+
+    feature: str
+    labels: list[str]
+    reference: list[float]
+    current: list[float]
+
+
+#: A categorical view shows at most this many values (the most frequent in the reference).
+VIEW_VALUES = 20
+
+
+def distribution_view(
+    feature: str, series: pl.Series, reference: dict[str, Any]
+) -> DistributionView:
+    """Shares of the reference and of the batch: numeric over the profile's quantile bins (plus
+    nulls), categorical over the reference's values (plus everything unseen)."""
+    if reference.get("kind") == "categorical":
+        frequencies = {str(k): float(v) for k, v in reference["frequencies"].items()}
+        shown = sorted(frequencies, key=lambda k: -frequencies[k])[:VIEW_VALUES]
+        counts = series.cast(pl.String).value_counts()
+        observed = dict(zip(counts[series.name].to_list(), counts["count"].to_list(), strict=True))
+        total = max(series.len(), 1)
+        current = [observed.get(v, 0) / total for v in shown]
+        return DistributionView(
+            feature,
+            [*shown, "other / unseen"],
+            [frequencies[v] for v in shown] + [max(0.0, 1.0 - sum(frequencies[v] for v in shown))],
+            [*current, max(0.0, 1.0 - sum(current))],
+        )
+    edges = [float(e) for e in reference["bin_edges"]]
+    ref_null = float(reference.get("null_share", 0.0))
+    values = series.cast(pl.Float64).fill_nan(None)
+    present = values.drop_nulls().to_numpy()
+    bins = len(reference["bin_shares"])
+    binned = np.bincount(bin_index(present, edges), minlength=bins)[:bins]
+    total = max(values.len(), 1)
+    labels = [f"{edges[i]:g}-{edges[i + 1]:g}" for i in range(bins)] + ["null"]
+    return DistributionView(
+        feature,
+        labels,
+        [float(x) * (1.0 - ref_null) for x in reference["bin_shares"]] + [ref_null],
+        [float(c) / total for c in binned] + [(values.len() - present.size) / total],
+    )
+
+
+def plot_distribution(view: DistributionView, path: Path) -> Path:
+    """PNG of reference vs batch shares of one feature, side by side per bin."""
+    fig, ax = new_figure(max(6.0, 0.45 * len(view.labels)), 4.0)
+    x = np.arange(len(view.labels))
+    ax.bar(x - 0.2, view.reference, width=0.4, label="reference (training)")
+    ax.bar(x + 0.2, view.current, width=0.4, label="batch")
+    ax.set_xticks(x, view.labels, rotation=60, fontsize=7)
+    ax.set(ylabel="share of rows", title=f"{view.feature}: reference vs batch")
+    ax.legend(fontsize=7)
+    return save_png(fig, path)
 
 
 def drift_uri(settings: Settings) -> str:
@@ -230,9 +357,9 @@ def champion_scores(settings: Settings, model_version: str, batches: list[str]) 
 def reference_of(champion: Champion, settings: Settings, spec: DatasetSpec) -> dict[str, Any]:
     """The champion's reference profile; computed from its training batches when it has none."""
     profile = champion.metadata.reference_profile
-    if profile.get("features"):
-        return profile
     train = training_batches(champion.metadata).get("train", [])
+    if profile.get("features") and (has_counts(profile) or not train):
+        return profile  # a profile without counts and without known batches: PSI only
     if not train:
         raise MonitoringError(
             f"champion {champion.version} has no reference_profile in its metadata and does not "
@@ -257,6 +384,8 @@ class DriftReport:
     frame: pl.DataFrame
     table_version: int
     score_reference: str | None
+    #: Reference vs batch distribution of every drifted feature.
+    views: dict[str, DistributionView] = field(default_factory=dict)
 
     @property
     def drifted(self) -> pl.DataFrame:
@@ -264,11 +393,25 @@ class DriftReport:
 
     @property
     def drifted_features(self) -> list[str]:
-        return sorted(set(self.drifted["feature"].to_list()))
+        drifted = self.drifted.filter(pl.col("feature") != DATASET_FEATURE)
+        return sorted(set(drifted["feature"].to_list()))
+
+    @property
+    def drift_share(self) -> float | None:
+        """Share of features whose statistic drifted (None: no statistics in the profile)."""
+        row = self.frame.filter(pl.col("metric") == DRIFT_SHARE)
+        return float(row["value"][0]) if row.height else None
+
+    @property
+    def dataset_drift(self) -> bool:
+        """At least ``drift_share`` of the features drifted (Evidently's dataset drift)."""
+        row = self.frame.filter(pl.col("metric") == DRIFT_SHARE)
+        return bool(row.height and row["drifted"][0])
 
     def psi_table(self) -> pl.DataFrame:
-        """feature, psi, unseen_share, drifted: one row per feature (for display)."""
-        frame = self.frame
+        """feature, psi, unseen_share, method, statistic, drifted: one row per feature."""
+        frame = self.frame.filter(pl.col("feature") != DATASET_FEATURE)
+        measure = pl.col("metric").is_in(STAT_METRICS)
         wide = (
             frame.group_by("feature")
             .agg(
@@ -277,6 +420,8 @@ class DriftReport:
                 .filter(pl.col("metric") == UNSEEN_SHARE)
                 .first()
                 .alias(UNSEEN_SHARE),
+                pl.col("metric").filter(measure).first().alias("method"),
+                pl.col("value").filter(measure).first().alias("statistic"),
                 pl.col("drifted").any().alias("drifted"),
             )
             .sort(PSI, descending=True, nulls_last=True)
@@ -332,7 +477,15 @@ def drift_batch(
         score_reference=score_reference,
     )
     version = write_batch(drift_uri(settings), frame, batch_id, DRIFT_SCHEMA, table=DRIFT)
+    prepared = prepare_features(batch, spec)
+    drifted = frame.filter(pl.col("drifted"))["feature"].unique().to_list()
+    views = {
+        name: distribution_view(name, prepared[name], profile["features"][name])
+        for name in sorted(drifted)
+        if name in profile["features"]
+    }
     return DriftReport(
+        views=views,
         batch_id=batch_id,
         model_version=champion.version,
         rows=batch.height,
@@ -344,12 +497,15 @@ def drift_batch(
 
 def psi_markdown(table: pl.DataFrame) -> str:
     """The per-feature PSI table as markdown (drifted rows flagged)."""
-    lines = ["| feature | PSI | unseen share | drifted |", "|---|---|---|---|"]
+    lines = [
+        "| feature | PSI | unseen share | statistic | value | drifted |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in table.iter_rows(named=True):
         unseen = row[UNSEEN_SHARE]
         lines.append(
-            f"| {row['feature']} | {_fmt(row[PSI])} | {_fmt(unseen)} | "
-            f"{'**yes**' if row['drifted'] else 'no'} |"
+            f"| {row['feature']} | {_fmt(row[PSI])} | {_fmt(unseen)} | {row['method'] or ''} | "
+            f"{_fmt(row['statistic'])} | {'**yes**' if row['drifted'] else 'no'} |"
         )
     return "\n".join(lines)
 

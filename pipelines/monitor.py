@@ -8,9 +8,10 @@ caller only delivers them and shows the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import polars as pl
 
@@ -18,9 +19,16 @@ from pipelines.alerts import Alert, drift_alert, performance_alert
 from pipelines.drift import (
     DriftReport,
     drift_batch,
+    plot_distribution,
     plot_drift_history,
     psi_markdown,
     read_drift,
+)
+from pipelines.estimate import (
+    EstimateReport,
+    champion_estimation_frame,
+    estimate_batch,
+    plot_estimated_history,
 )
 from pipelines.ingest import accepted_batches
 from pipelines.monitoring import (
@@ -43,7 +51,11 @@ from pipelines.spec import DatasetSpec, load_spec
 
 #: ``required``: measure, a failure raises; ``if_labelled``: measure when the batch's labels
 #: are accepted, a failure is recorded in :attr:`BatchMonitoring.problems`; ``skip``: do not.
+_T = TypeVar("_T")
 PerformanceMode = Literal["required", "if_labelled", "skip"]
+#: ``required``: estimate (CBPE), a failure raises; ``if_possible``: a failure (no calibration,
+#: batch not scored) is recorded in :attr:`BatchMonitoring.problems`; ``skip``: do not.
+EstimateMode = Literal["required", "if_possible", "skip"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class DriftResult:
     alert: Alert | None
     psi_threshold: float
     plot: Path | None = None
+    #: Reference-vs-batch distribution PNG of every drifted feature (when plots were asked for).
+    distribution_plots: dict[str, Path] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -112,6 +126,36 @@ class PerformanceResult:
 
 
 @dataclass(frozen=True)
+class EstimateResult:
+    """The batch's estimated (CBPE) performance, beside the realised one when it is known."""
+
+    report: EstimateReport
+    reference_auc: float | None
+    #: Realised ROC AUC of the batch (performance table), once its labels have landed.
+    realised_auc: float | None
+    plot: Path | None = None
+
+    @property
+    def estimated_auc(self) -> float | None:
+        value = self.report.metrics["estimated_roc_auc"]
+        return None if value is None else float(value)
+
+    @property
+    def error(self) -> float | None:
+        """|estimated - realised| ROC AUC (None until labels land)."""
+        if self.estimated_auc is None or self.realised_auc is None:
+            return None
+        return abs(self.estimated_auc - self.realised_auc)
+
+    @property
+    def summary(self) -> str:
+        text = f"estimated AUC {self.estimated_auc} (reference {self.reference_auc})"
+        if self.realised_auc is not None:
+            text += f", realised {self.realised_auc}, error {self.error:.4f}"
+        return text
+
+
+@dataclass(frozen=True)
 class BatchMonitoring:
     """What :func:`monitor_batch` measured for one batch and champion."""
 
@@ -119,8 +163,10 @@ class BatchMonitoring:
     champion_version: str
     drift: DriftResult | None
     performance: PerformanceResult | None
-    #: Measurement -> why it was not made (only for ``performance="if_labelled"``).
+    #: Measurement -> why it was not made (``performance="if_labelled"``,
+    #: ``estimate="if_possible"``).
     problems: dict[str, str] = field(default_factory=dict)
+    estimate: EstimateResult | None = None
 
     @property
     def alerts(self) -> list[Alert]:
@@ -152,13 +198,19 @@ def _measure_drift(batch_id: str, ctx: _Context) -> DriftResult:
         batch_id, settings=ctx.settings, champion=ctx.champion, spec=ctx.spec, params=params
     )
     plot = None
+    views: dict[str, Path] = {}
     if ctx.plot_dir is not None:
         plot = plot_drift_history(
             ctx.history(read_drift(ctx.settings)),
             ctx.plot_dir / f"drift_{batch_id}.png",
             threshold=params.psi_threshold,
         )
+        views = {
+            name: plot_distribution(view, ctx.plot_dir / f"distribution_{batch_id}_{name}.png")
+            for name, view in report.views.items()
+        }
     return DriftResult(
+        distribution_plots=views,
         report=report,
         psi=report.psi_table(),
         alert=drift_alert(batch_id, ctx.champion.version, report.drifted),
@@ -198,6 +250,41 @@ def _measure_performance(batch_id: str, ctx: _Context) -> PerformanceResult:
     )
 
 
+def _measure_estimate(batch_id: str, ctx: _Context) -> EstimateResult:
+    """CBPE estimate of the batch (written), beside its realised AUC and, if asked, the plot."""
+    report = estimate_batch(batch_id, settings=ctx.settings, champion=ctx.champion, spec=ctx.spec)
+    reference = reference_auc(ctx.champion.metadata, ctx.settings.registry)
+    realised = ctx.history(read_performance(ctx.settings)).filter(pl.col("batch_id") == batch_id)
+    plot = None
+    if ctx.plot_dir is not None:
+        plot = plot_estimated_history(
+            champion_estimation_frame(ctx.settings, ctx.champion.version),
+            ctx.plot_dir / f"estimated_{batch_id}.png",
+            reference_auc=reference[0] if reference else None,
+        )
+    return EstimateResult(
+        report=report,
+        reference_auc=reference[0] if reference else None,
+        realised_auc=float(realised["roc_auc"][0])
+        if realised.height and realised["roc_auc"][0] is not None
+        else None,
+        plot=plot,
+    )
+
+
+def _attempt(
+    name: str, measure: Callable[[], _T], mode: str, problems: dict[str, str]
+) -> _T | None:
+    """Run one measurement; unless it is ``required``, a failure is recorded in ``problems``."""
+    try:
+        return measure()
+    except MonitoringError as exc:
+        if mode == "required":
+            raise
+        problems[name] = str(exc)
+        return None
+
+
 def monitor_batch(
     batch_id: str,
     *,
@@ -207,6 +294,7 @@ def monitor_batch(
     params: MonitoringParams | None = None,
     drift: bool = True,
     performance: PerformanceMode = "if_labelled",
+    estimate: EstimateMode = "skip",
     plot_dir: Path | None = None,
 ) -> BatchMonitoring:
     """Measure drift and realised performance of ``batch_id`` for the champion.
@@ -217,6 +305,7 @@ def monitor_batch(
             the configured ones.
         drift: measure drift (a failure raises).
         performance: see :data:`PerformanceMode`.
+        estimate: see :data:`EstimateMode` (CBPE, :mod:`pipelines.estimate`).
         plot_dir: draw the history plots (drift and AUC over batches) into this folder.
 
     Raises:
@@ -243,13 +332,16 @@ def monitor_batch(
     if performance == "required" or (
         performance == "if_labelled" and batch_id in accepted_batches(settings.tables, "labels")
     ):
-        try:
-            performance_result = _measure_performance(batch_id, ctx)
-        except MonitoringError as exc:
-            if performance == "required":
-                raise
-            problems["performance"] = str(exc)
+        performance_result = _attempt(
+            "performance", lambda: _measure_performance(batch_id, ctx), performance, problems
+        )
+    estimate_result = None
+    if estimate != "skip":
+        estimate_result = _attempt(
+            "estimate", lambda: _measure_estimate(batch_id, ctx), estimate, problems
+        )
     return BatchMonitoring(
+        estimate=estimate_result,
         batch_id=batch_id,
         champion_version=champion.version,
         drift=drift_result,

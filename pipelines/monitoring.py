@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.drift_stats import DEFAULT_THRESHOLDS, Method
 from pipelines.errors import ScoreloopError
 from pipelines.model_bundle import ModelMetadata, load_bundle
 from pipelines.params import Params, load_params
@@ -17,6 +19,8 @@ from pipelines.settings import Settings, get_settings
 
 #: The pseudo-feature under which the score distribution's drift is recorded.
 SCORE_FEATURE = "score"
+#: The pseudo-feature of the dataset-level drift row (share of drifted features).
+DATASET_FEATURE = "__dataset__"
 
 
 class MonitoringError(ScoreloopError, RuntimeError):
@@ -49,6 +53,27 @@ class MonitoringParams(BaseModel):
     min_labelled_rows: int = Field(
         100, ge=1, description="Performance of a batch with fewer labelled rows is not judged."
     )
+    drift_method: Method | Literal["auto"] = Field(
+        "auto",
+        description="Drift statistic of every feature: auto (Evidently's rule) or one method.",
+    )
+    drift_methods: dict[str, Method] = Field(
+        default_factory=dict, description="Per-feature override of drift_method."
+    )
+    drift_thresholds: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_THRESHOLDS),
+        description="Threshold of each statistic (ks, chi2: p-value; wasserstein, "
+        "jensenshannon: distance); psi uses psi_threshold.",
+    )
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="The dataset drifts when this share of features drifts."
+    )
+    estimated_auc_tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="Stale when the mean estimated (CBPE) AUC of the window falls this far "
+        "below the reference AUC; null: estimated performance never makes the champion stale.",
+    )
     webhook_url: str | None = Field(
         None, description="Alerts are POSTed here too (SCORELOOP_ALERT_WEBHOOK_URL overrides)."
     )
@@ -56,6 +81,16 @@ class MonitoringParams(BaseModel):
     @classmethod
     def from_params(cls, params: Params) -> MonitoringParams:
         return cls.model_validate(params.section("monitoring"))
+
+    def method_of(self, feature: str) -> Method | Literal["auto"]:
+        """The drift statistic configured for ``feature``."""
+        return self.drift_methods.get(feature, self.drift_method)
+
+    def threshold_of(self, method: str) -> float:
+        """The threshold of a drift statistic (Evidently's default unless configured)."""
+        if method == "psi":
+            return self.psi_threshold
+        return float(self.drift_thresholds.get(method, DEFAULT_THRESHOLDS[method]))
 
     def judges(self, labelled_rows: int) -> bool:
         """Whether realised performance on this many labelled rows is judged (alerts, checks)."""

@@ -14,8 +14,10 @@ import polars as pl
 
 from pipelines.alerts import Alert, stale_alert
 from pipelines.drift import read_drift
+from pipelines.estimate import read_estimated
 from pipelines.ingest import accepted_batches
 from pipelines.monitoring import (
+    DATASET_FEATURE,
     SCORE_FEATURE,
     Champion,
     MonitoringParams,
@@ -54,6 +56,7 @@ def is_stale(
     *,
     reference_auc: float | None,
     batches_since_training: int | None,
+    estimated: pl.DataFrame | None = None,
 ) -> StalenessDecision:
     """Decide whether the champion is stale (pure: no IO).
 
@@ -63,6 +66,7 @@ def is_stale(
         params: thresholds (``monitoring`` in params.yaml).
         reference_auc: the champion's expected AUC (holdout), None if unknown.
         batches_since_training: batches newer than the champion's training data, None if unknown.
+        estimated: estimated-performance rows of the champion (``batch_id, estimated_roc_auc``).
 
     Stale when any of:
 
@@ -70,7 +74,10 @@ def is_stale(
       at least ``min_drifted_features`` drifted features (PSI or unseen share over threshold);
     * the mean realised AUC of the newest ``window_batches`` judged batches (with at least
       ``min_labelled_rows`` rows) is below ``reference_auc - auc_tolerance``;
-    * ``batches_since_training > max_batches_since_training``.
+    * ``batches_since_training > max_batches_since_training``;
+    * ``estimated_auc_tolerance`` is set and the mean estimated (CBPE) AUC of the newest
+      ``window_batches`` estimated batches is below ``reference_auc - estimated_auc_tolerance``
+      (labels need not have landed).
     """
     reasons: list[str] = []
     details: dict[str, Any] = {}
@@ -82,7 +89,7 @@ def is_stale(
             drift.filter(
                 pl.col("batch_id").is_in(window)
                 & pl.col("drifted")
-                & (pl.col("feature") != SCORE_FEATURE)
+                & ~pl.col("feature").is_in([SCORE_FEATURE, DATASET_FEATURE])
             )
             .group_by("batch_id")
             .agg(pl.col("feature").unique().sort())
@@ -118,6 +125,24 @@ def is_stale(
                 f"{reference_auc:.4f} - tolerance {params.auc_tolerance} = {floor:.4f}"
             )
 
+    tolerance = params.estimated_auc_tolerance
+    if estimated is not None and tolerance is not None and reference_auc is not None:
+        newest = (
+            estimated.filter(pl.col("estimated_roc_auc").is_not_null())
+            .sort("batch_id")
+            .tail(params.window_batches)
+        )
+        if newest.height:
+            mean = float(newest["estimated_roc_auc"].mean())  # type: ignore[arg-type]
+            floor = reference_auc - tolerance
+            details.update(estimated_auc=round(mean, 6), estimated_auc_floor=round(floor, 6))
+            if mean < floor:
+                reasons.append(
+                    f"estimated performance drop: mean estimated (CBPE) AUC {mean:.4f} over "
+                    f"batches {', '.join(newest['batch_id'].to_list())} is below the reference "
+                    f"{reference_auc:.4f} - estimated_auc_tolerance {tolerance} = {floor:.4f}"
+                )
+
     details["batches_since_training"] = batches_since_training
     if (
         batches_since_training is not None
@@ -141,6 +166,7 @@ def staleness(
     params = monitoring_params(settings)
     drift = read_drift(settings).filter(pl.col("model_version") == champion.version)
     performance = read_performance(settings).filter(pl.col("model_version") == champion.version)
+    estimated = read_estimated(settings).filter(pl.col("model_version") == champion.version)
     auc = reference_auc(champion.metadata, settings.registry)
     accepted = accepted_batches(settings.tables, "records")
     decision = is_stale(
@@ -149,6 +175,7 @@ def staleness(
         params,
         reference_auc=auc[0] if auc else None,
         batches_since_training=batches_since_training(champion.metadata, accepted),
+        estimated=estimated,
     )
     decision.details["champion_version"] = champion.version
     decision.details["reference_auc_source"] = auc[1] if auc else None

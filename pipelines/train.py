@@ -18,6 +18,7 @@ import polars as pl
 from catboost import CatBoostClassifier, Pool
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.drift_stats import numeric_support
 from pipelines.errors import ScoreloopError
 from pipelines.features import prepare_features
 from pipelines.model_bundle import ModelMetadata
@@ -140,7 +141,9 @@ def reference_profile(frame: pl.DataFrame, spec: DatasetSpec, bins: int) -> dict
     """What the training data looked like, for drift checks.
 
     Numeric features: quantile bin edges (``bins`` bins), the share of rows per bin, mean, std,
-    null share. Categorical features: the share of each value. Plus the positive rate.
+    null share, and the distinct values with their counts (:func:`pipelines.drift_stats.
+    numeric_support`). Categorical features: the share and the count of each value. Plus the
+    positive rate.
     """
     features = prepare_features(frame, spec)
     profile: dict[str, Any] = {"rows": frame.height, "features": {}}
@@ -153,6 +156,11 @@ def reference_profile(frame: pl.DataFrame, spec: DatasetSpec, bins: int) -> dict
                 "kind": "categorical",
                 "frequencies": {
                     str(v): round(int(c) / total, 6)
+                    for v, c in zip(counts[column.name], counts["count"], strict=True)
+                },
+                # Exact counts: chi-squared and Jensen-Shannon read them (pipelines.drift_stats).
+                "counts": {
+                    str(v): int(c)
                     for v, c in zip(counts[column.name], counts["count"], strict=True)
                 },
             }
@@ -169,6 +177,7 @@ def reference_profile(frame: pl.DataFrame, spec: DatasetSpec, bins: int) -> dict
                 "mean": float(values.mean()),
                 "std": float(values.std()),
                 "null_share": round(1 - values.size / max(series.len(), 1), 6),
+                **numeric_support(values),
             }
     profile["positive_rate"] = round(float(frame[LABEL_COLUMN].to_numpy().mean()), 6)
     return profile

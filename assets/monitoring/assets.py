@@ -6,15 +6,23 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-from assets.metadata import png_markdown
-from assets.monitoring.checks import DRIFT, PERFORMANCE, SPECS, auc_within_tolerance, not_measured
+from assets.metadata import png_image, png_markdown
+from assets.monitoring.checks import (
+    DRIFT,
+    ESTIMATED,
+    PERFORMANCE,
+    SPECS,
+    auc_within_tolerance,
+    estimated_auc_within_tolerance,
+    not_measured,
+)
 from assets.monitoring.checks import no_feature_drift as drift_check
 from assets.monitoring.delivery import deliver
 from assets.partitions import batch_partitions
 from assets.resources import ScoreloopResource
 from pipelines.model_bundle import ModelLoadError
-from pipelines.monitor import BatchMonitoring, PerformanceMode, monitor_batch
-from pipelines.monitoring import MonitoringError, current_champion, plots_dir
+from pipelines.monitor import BatchMonitoring, EstimateMode, PerformanceMode, monitor_batch
+from pipelines.monitoring import MonitoringError, current_champion, monitoring_params, plots_dir
 from pipelines.registry import RegistryError
 
 GROUP = "monitoring"
@@ -46,6 +54,7 @@ def _monitor(
     *,
     drift: bool,
     performance: PerformanceMode,
+    estimate: EstimateMode = "skip",
 ) -> BatchMonitoring | None:
     """``monitor_batch`` for the partition's batch and deliver its alerts; None: no champion."""
     settings = scoreloop.settings()
@@ -66,6 +75,7 @@ def _monitor(
             champion=champion,
             drift=drift,
             performance=performance,
+            estimate=estimate,
             plot_dir=plots_dir(settings),
         )
     except MonitoringError as exc:  # what is missing and how to fix it: fails the run
@@ -93,6 +103,12 @@ def drift(context: dg.AssetExecutionContext, scoreloop: ScoreloopResource) -> It
             "drifted_count": len(report.drifted_features),
             "max_psi": dg.MetadataValue.float(measured.max_psi),
             "psi_table": dg.MetadataValue.md(measured.psi_markdown),
+            "drift_share": dg.MetadataValue.float(report.drift_share or 0.0),
+            "dataset_drift": report.dataset_drift,
+            "distributions": dg.MetadataValue.md(
+                "\n\n".join(png_image(p) for p in measured.distribution_plots.values())
+                or "no drifted feature"
+            ),
             "score_reference": report.score_reference or "none (holdout batches not scored)",
             "drift_over_time": png_markdown(plot),
             "drift_plot": dg.MetadataValue.path(str(plot)),
@@ -141,3 +157,44 @@ def performance(
         data_version=dg.DataVersion(f"{result.champion_version}:{measured.report.table_version}"),
     )
     yield auc_within_tolerance(measured)
+
+
+@_batch_monitor(ESTIMATED, [SCORES])
+def estimated_performance(
+    context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
+) -> Iterator[_Result]:
+    """The champion's estimated (CBPE) performance on the batch as soon as it is scored, beside
+    the realised AUC once labels have landed."""
+    result = _monitor(
+        context, scoreloop, ESTIMATED, drift=False, performance="skip", estimate="required"
+    )
+    if result is None or result.estimate is None:
+        yield not_measured(ESTIMATED, "no champion model yet")
+        return
+    measured = result.estimate
+    metrics = measured.report.metrics
+    plot = measured.plot
+    assert plot is not None  # monitor_batch was given a plot folder
+    yield dg.MaterializeResult(
+        metadata={
+            "model_version": result.champion_version,
+            "dagster/row_count": int(metrics["rows"]),
+            **{
+                name: dg.MetadataValue.float(float(metrics[name]))
+                for name in ("estimated_roc_auc", "estimated_log_loss", "estimated_accuracy")
+                if metrics[name] is not None
+            },
+            "confusion_matrix": dg.MetadataValue.json(
+                {k: metrics[k] for k in ("tp", "fp", "fn", "tn", "threshold")}
+            ),
+            "realised_roc_auc": measured.realised_auc
+            if measured.realised_auc is not None
+            else "labels not landed yet",
+            "estimation_error": measured.error if measured.error is not None else "unknown",
+            "estimated_over_time": png_markdown(plot),
+            "table_version": measured.report.table_version,
+        },
+        data_version=dg.DataVersion(f"{result.champion_version}:{measured.report.table_version}"),
+    )
+    tolerance = monitoring_params(scoreloop.settings()).auc_tolerance
+    yield estimated_auc_within_tolerance(measured, tolerance)

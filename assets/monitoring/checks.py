@@ -5,12 +5,14 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.monitor import DriftResult, PerformanceResult
+from pipelines.monitor import DriftResult, EstimateResult, PerformanceResult
 
 DRIFT = dg.AssetKey("drift")
 PERFORMANCE = dg.AssetKey("performance")
 NO_FEATURE_DRIFT = "no_feature_drift"
 AUC_WITHIN_TOLERANCE = "auc_within_tolerance"
+ESTIMATED = dg.AssetKey("estimated_performance")
+ESTIMATED_AUC_WITHIN_TOLERANCE = "estimated_auc_within_tolerance"
 
 SPECS = {
     DRIFT: dg.AssetCheckSpec(
@@ -26,6 +28,13 @@ SPECS = {
         blocking=False,
         description="Realised ROC AUC >= the champion's reference AUC - "
         "monitoring.auc_tolerance (warning only).",
+    ),
+    ESTIMATED: dg.AssetCheckSpec(
+        ESTIMATED_AUC_WITHIN_TOLERANCE,
+        asset=ESTIMATED,
+        blocking=False,
+        description="Estimated (CBPE) ROC AUC >= the champion's reference AUC - "
+        "monitoring.auc_tolerance (warning only; before labels land).",
     ),
 }
 
@@ -64,3 +73,9 @@ def no_feature_drift(result: DriftResult) -> dg.AssetCheckResult:
 
 def auc_within_tolerance(result: PerformanceResult) -> dg.AssetCheckResult:
     return _warning(PERFORMANCE, result.passed, result.summary, {})
+
+
+def estimated_auc_within_tolerance(result: EstimateResult, tolerance: float) -> dg.AssetCheckResult:
+    estimated, reference = result.estimated_auc, result.reference_auc
+    passed = estimated is None or reference is None or estimated >= reference - tolerance
+    return _warning(ESTIMATED, passed, result.summary, {"tolerance": tolerance})

@@ -8,6 +8,7 @@
   :mod:`scoreloop.cli.model` |
 | ``score``, ``rescore`` | :mod:`scoreloop.cli.scoring` |
 | ``monitor`` | :mod:`scoreloop.cli.monitor` |
+| ``explain`` | :mod:`scoreloop.cli.explain` |
 | ``serve`` | :mod:`scoreloop.cli.serve` |
 | ``demo``, ``ui`` | :mod:`scoreloop.cli.demo` |
 """
@@ -18,6 +19,7 @@ import typer
 
 from scoreloop.cli import data, model
 from scoreloop.cli.demo import demo_command, ui_command
+from scoreloop.cli.explain import explain_command
 from scoreloop.cli.monitor import monitor_command
 from scoreloop.cli.scoring import rescore_command, score_command
 from scoreloop.cli.serve import serve_command
@@ -33,6 +35,7 @@ app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("ui")(ui_command)
 app.command("monitor")(monitor_command)
+app.command("explain")(explain_command)
 model.register_commands(app)
 
 

@@ -69,7 +69,7 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
 def test_definitions_wire_monitoring() -> None:
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert {"drift", "performance"} <= keys
+    assert {"drift", "performance", "estimated_performance"} <= keys
     sensors = {s.name: s for s in repo.sensor_defs}
     assert {"monitoring_failure_sensor", "ingest_alert_sensor", "staleness_sensor"} <= set(sensors)
     assert sensors["staleness_sensor"].job_name == "retraining"
@@ -110,6 +110,22 @@ def test_drift_and_performance_on_two_batches(
     assert perf_meta["dagster/row_count"] == 600
     assert 0.7 < perf_meta["roc_auc"] <= 1.0
     assert Path(perf_meta["auc_plot"]).exists()
+    assert (
+        drift_meta["dataset_drift"] is False and drift_meta["distributions"] == "no drifted feature"
+    )
+    # Estimated (CBPE) performance as soon as a batch is scored, calibrated on the holdout 2015-01,
+    # beside the realised AUC once labels have landed.
+    result = _materialize(instance, "2015-02", [monitoring.estimated_performance])
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "estimated_auc_within_tolerance"
+    estimated = _metadata(result, "estimated_performance")
+    assert 0.7 < estimated["estimated_roc_auc"] <= 1.0
+    assert estimated["realised_roc_auc"] == perf_meta["roc_auc"]
+    assert (
+        abs(estimated["estimated_roc_auc"] - perf_meta["roc_auc"]) == estimated["estimation_error"]
+    )
+    assert set(estimated["confusion_matrix"]) == {"tp", "fp", "fn", "tn", "threshold"}
     assert read_drift(settings)["batch_id"].unique().sort().to_list() == list(starts)
     assert read_performance(settings).height == 2
     assert _alerts(settings) == []
@@ -130,6 +146,7 @@ def test_drift_and_performance_on_two_batches(
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert "AGEP" in _metadata(result, "drift")["drifted_features"]
+    assert "![distribution_2015-03_AGEP]" in _metadata(result, "drift")["distributions"]
     [alert] = _alerts(settings)
     assert alert["kind"] == "drift"
     assert alert["batch_id"] == "2015-03"

@@ -72,7 +72,8 @@ def test_psi_is_large_for_a_shifted_age(
     shifted = same.with_columns(pl.col("AGEP") + 30)
     frame = _drift(shifted, profile_frame(reference, spec), spec)
     assert _value(frame, "AGEP") > 1.0
-    assert frame.filter(pl.col("drifted"))["feature"].to_list() == ["AGEP"]
+    assert set(frame.filter(pl.col("drifted"))["feature"].to_list()) == {"AGEP"}
+    assert _value(frame, "AGEP", "wasserstein") > 1.0  # Evidently's rule: > 1000 reference rows
 
 
 def test_remapped_category_counts_as_unseen_and_drifts(
@@ -128,9 +129,9 @@ def test_drift_table_per_batch_with_score_drift(
     assert report.rows == 800
     assert report.score_reference == "holdout batches 2014-12"
     table = read_drift(settings)
-    assert (
-        table.height == report.frame.height == len(spec.features) + len(spec.categorical_names) + 1
-    )
+    # psi per feature, unseen share per categorical, one statistic per feature, score, dataset
+    expected_rows = 2 * len(spec.features) + len(spec.categorical_names) + 2
+    assert table.height == report.frame.height == expected_rows
     assert set(table["batch_id"].to_list()) == {"2015-01"}
     score = table.filter(pl.col("metric") == SCORE_PSI)
     assert score["feature"].to_list() == ["score"]
@@ -173,5 +174,11 @@ def test_without_a_profile_the_reference_comes_from_the_training_batches(
     ingest_records(settings, acs, spec, "2014-02", start=2000, rows=500)
     report = drift_batch("2014-02", settings=settings, champion=champion)
     assert report.score_reference is None  # no holdout batches scored: no score row
-    assert set(report.frame["metric"].to_list()) == {PSI, UNSEEN_SHARE}
+    assert set(report.frame["metric"].to_list()) == {
+        PSI,
+        UNSEEN_SHARE,
+        "wasserstein",
+        "jensenshannon",
+        "drift_share",
+    }
     assert not report.frame["drifted"].any()
