@@ -135,6 +135,8 @@ def test_a_slowed_down_scorer_fails_the_ci_benchmark_check(tmp_path: Path) -> No
         **{k: v for k, v in os.environ.items() if not k.startswith("SCORELOOP_")},
         "PYTHONPATH": str(copy),
         "SCORELOOP_STATE_ROOT": str(tmp_path / "state"),
+        # the ratios are what the check compares; the peak-RSS run only needs to happen
+        "SCORELOOP_BENCH_RSS_ROWS": "20000",
     }
     out = tmp_path / "results"
     subprocess.run(
