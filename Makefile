@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench clean container image
+.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -48,8 +48,27 @@ ui: setup
 serve: setup
 	$(VENV)/bin/scoreloop serve
 
+# Benchmarks: every script at full default size, recorded as one JSON file per run under
+# benchmarks/results/full/ (benchmarks/record.py); bench-check compares the newest run with the
+# one recorded before it and fails when a ratio moved past its tolerance in the bad direction.
+BENCH_OUT ?= benchmarks/results
+BENCH_CI_OUT ?= .scoreloop/bench-ci
 bench: setup
-	for script in benchmarks/*.py; do $(VENV)/bin/python $$script || exit 1; done
+	$(VENV)/bin/python benchmarks/record.py run --profile full --out $(BENCH_OUT)
+
+bench-check: setup
+	$(VENV)/bin/python benchmarks/record.py check --profile full --dir $(BENCH_OUT)
+
+# What CI runs after `make test`: the shortened set (scoring, validation at CI sizes), checked
+# against the newest CI record committed under benchmarks/results/ci/.
+bench-ci: setup
+	$(VENV)/bin/python benchmarks/record.py run --profile ci --out $(BENCH_CI_OUT)
+	$(VENV)/bin/python benchmarks/record.py check --profile ci --dir $(BENCH_CI_OUT) \
+		--baseline-dir $(BENCH_OUT)
+
+# The README's benchmark table, rewritten from the newest full-size record.
+bench-readme: setup
+	$(VENV)/bin/python benchmarks/record.py readme --write
 
 # podman + runc + debootstrap + haproxy from Debian and the local base image (root, idempotent).
 # `make test` runs it too, so the image and release tests always have an engine where one can be

@@ -2,17 +2,19 @@
 
 (a) ``scoring_vs_predict``: the scoring path without reasons (``score_frame``: shared feature
     prep, predict_proba, decision and the scores frame, in chunks of ``scoring_chunk_rows``) vs
-    bare ``predict_proba`` on the already prepared frame. Ratio of throughputs (goal >= 0.7).
+    bare ``predict_proba`` on the already prepared frame. Ratio of throughputs (goal >= 0.95).
 (b) ``reasons_vs_shap``: the scoring path with top-k reasons for every row (predict_proba +
-    SHAP + reason codes) vs bare ``get_feature_importance(type="ShapValues")``. Goal >= 0.8.
+    SHAP + reason codes) vs bare ``get_feature_importance(type="ShapValues")``. Goal >= 0.95.
 (c) ``scoring_peak_rss_gb``: a child process runs the real ``score_batch`` (validated Delta
     table in, scores Delta table out, reasons included) over 10x the rows (10M by default) in one
-    batch and reports its own peak RSS (goal < 3 GB).
+    batch and reports its own peak RSS (goal < 1 GB).
 
 Rows are resampled from the bundled ACS data (default 1M); the model is trained here
 (100 iterations, depth 6). Warm-up, then the median of repeats.
 
     .venv/bin/python benchmarks/scoring.py     # SCORELOOP_BENCH_ROWS=100000 for a quick run
+
+``SCORELOOP_BENCH_RSS_ROWS`` sets the peak-RSS run's rows apart (default 10x the rows).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from pipelines.tables import table_uri, write_batch
 
 ROWS = int(os.environ.get("SCORELOOP_BENCH_ROWS", "1000000"))
 REPEATS = int(os.environ.get("SCORELOOP_BENCH_REPEATS", "3"))
-RSS_ROWS = 10 * ROWS
+#: Rows of the peak-RSS run (10x ROWS unless set: a test that only needs the ratios shrinks it).
+RSS_ROWS = int(os.environ.get("SCORELOOP_BENCH_RSS_ROWS", str(10 * ROWS)))
 THREADS = 2
 WRITE_CHUNK = 1_000_000
 
@@ -225,9 +228,9 @@ def main() -> None:
         bundle = train(spec, workdir / "model")
         predict_ratio, shap_ratio = compare(spec, bundle)
         rss = peak_rss(spec, workdir / "model", workdir)
-    print(f"bench scoring_vs_predict: {predict_ratio:.2f} (goal >= 0.7)")
-    print(f"bench reasons_vs_shap: {shap_ratio:.2f} (goal >= 0.8)")
-    print(f"bench scoring_peak_rss_gb: {rss:.2f} (goal < 3)")
+    print(f"bench scoring_vs_predict: {predict_ratio:.2f} (goal >= 0.95)")
+    print(f"bench reasons_vs_shap: {shap_ratio:.2f} (goal >= 0.95)")
+    print(f"bench scoring_peak_rss_gb: {rss:.2f} (goal < 1)")
 
 
 if __name__ == "__main__":

@@ -67,11 +67,9 @@ def shap_values(
     return Explanation(contributions=values[:, :-1], expected_value=expected)
 
 
-def value_strings(features: pl.DataFrame) -> pl.DataFrame:
-    """Each feature value as the string a reason shows: the category, or the number as text."""
-    return features.select(
-        pl.col(name).cast(pl.String).fill_null(MISSING_CATEGORY) for name in features.columns
-    )
+def value_strings(values: pl.Series) -> pl.Series:
+    """Feature values as the strings a reason shows: the category, or the number as text."""
+    return values.cast(pl.String).fill_null(MISSING_CATEGORY)
 
 
 def reason_codes(
@@ -95,15 +93,23 @@ def reason_codes(
         return pl.Series("reasons", [], dtype=REASONS_DTYPE)
     # argsort of -|c| with a stable sort keeps feature order among equal contributions.
     order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
-    row_index = np.arange(rows)[:, None]
-    top = contributions[row_index, order].ravel()
-    # All values as one column-major string column: value of (row r, feature f) sits at f*rows+r.
-    values = pl.concat(value_strings(features).get_columns(), rechunk=True)
-    picked = values.gather((order * rows + row_index).ravel())
-    names = np.asarray(features.columns, dtype=object)[order.ravel()]
+    top = np.take_along_axis(contributions, order, axis=1).ravel()
+    feature_of = order.ravel()
+    row_of = np.repeat(np.arange(rows), k)
+    # Only the picked cells become strings (k per row, not every feature of every row): group
+    # them by feature, gather and cast each feature's cells once, then put them back in order.
+    by_feature = np.argsort(feature_of, kind="stable")
+    bounds = np.searchsorted(feature_of[by_feature], np.arange(width + 1))
+    pieces = [
+        value_strings(features.to_series(f).gather(row_of[by_feature[bounds[f] : bounds[f + 1]]]))
+        for f in range(width)
+    ]
+    back = np.empty_like(by_feature)
+    back[by_feature] = np.arange(by_feature.size)
+    picked = pl.concat(pieces, rechunk=True).gather(back)
     flat = pl.DataFrame(
         {
-            "feature": pl.Series(names, dtype=pl.String),
+            "feature": pl.Series(features.columns, dtype=pl.String).gather(feature_of),
             "value": picked,
             "contribution": pl.Series(top, dtype=pl.Float64),
         }

@@ -110,6 +110,7 @@ def write_partition_stream(
     table: str,
     partition_by: Sequence[str] | None = None,
     storage_options: Mapping[str, str] | None = None,
+    target_file_size: int | None = None,
 ) -> int:
     """Replace the rows where each ``match`` column equals its value with ``frames``, in ONE commit.
 
@@ -117,6 +118,8 @@ def write_partition_stream(
     larger than memory can be written); each chunk is conformed to ``schema`` and must carry the
     ``match`` values. If the iterator raises, or the process dies, nothing is committed and
     readers keep the previous version. ``partition_by`` defaults to the ``match`` columns.
+    ``target_file_size`` (bytes) caps the data files; delta-rs buffers a whole file in memory
+    before writing it out, so a smaller target bounds the writer's memory (default: delta-rs's).
     Returns the new table version.
     """
     options = dict(storage_options or {})
@@ -152,6 +155,7 @@ def write_partition_stream(
             predicate=predicate,
             partition_by=partitions,
             storage_options=options,
+            target_file_size=target_file_size,
         )
     except Exception:
         # delta-rs reports an error raised by the iterator as a generic DeltaError carrying its

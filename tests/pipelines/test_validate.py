@@ -274,3 +274,63 @@ def test_int_and_bool_categoricals_compare_allowed_values_in_their_type() -> Non
     broken.features[0].allowed = ["one"]
     with pytest.raises(SpecError, match="'level': allowed values"):
         run(df, broken)
+
+
+def _pandera_on_every_row(df: pl.DataFrame, spec: DatasetSpec, kind: Kind) -> set[tuple]:
+    """The reference: pandera over the whole batch (what validation did before the pre-pass)."""
+    from pipelines.validate import ROW_COLUMN, _coerce, _schema_failures, expected_schema
+
+    expected = expected_schema(spec, kind)
+    numbered = df.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(int))
+    coerced, _ = _coerce(numbered, expected, "reference")
+    found = _schema_failures(coerced, build_schema(spec, kind)).unnest("reason")
+    return set(found.select(ROW_COLUMN, "column", "check", "value").iter_rows())
+
+
+def _reported(result: ValidationResult) -> set[tuple]:
+    cases = result.quarantine.select("row", "reasons").explode("reasons").unnest("reasons")
+    return set(cases.select("row", "column", "check", "value").iter_rows())
+
+
+def test_the_pre_pass_loses_no_failure_pandera_finds(
+    batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    """Every fault kind, on rows that are otherwise clean: the same failure cases either way."""
+    ids = batch["id"].to_list()
+    row = pl.int_range(pl.len())
+    bad = batch.with_columns(
+        pl.when(row == 3)
+        .then(float("nan"))
+        .when(row == 4)
+        .then(float("inf"))
+        .when(row == 5)
+        .then(-1.0)
+        .when(row == 6)
+        .then(500.0)
+        .otherwise(pl.col("AGEP"))
+        .alias("AGEP"),
+        pl.when(row == 7)
+        .then(pl.lit("99"))
+        .when(row == 8)
+        .then(None)
+        .otherwise(pl.col("SCHL"))
+        .alias("SCHL"),
+        # rows 10 and 11 share an id and are otherwise clean: both copies must be reported
+        pl.when(row == 11).then(ids[10]).otherwise(pl.col("id")).alias("id"),
+        pl.when(row == 12).then(None).otherwise(pl.col("year")).alias("year"),
+    )
+    result = run(bad, spec)
+    expected = _pandera_on_every_row(bad, spec, "records")
+    assert {r for r, *_ in expected} == {4, 5, 6, 7, 8, 9, 11, 12, 13}
+    assert _reported(result) == expected
+
+
+def test_the_pre_pass_loses_no_label_failure(spec: DatasetSpec) -> None:
+    labels = pl.DataFrame(
+        {"id": [1, 2, 2, 3, 4], spec.target.name: [1, 0, 1, None, 7]},
+        schema=spec.label_schema,
+    )
+    result = run(labels, spec, rate=1.0, kind="labels")
+    expected = _pandera_on_every_row(labels, spec, "labels")
+    assert {r for r, *_ in expected} == {2, 3, 4, 5}
+    assert _reported(result) == expected
