@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench clean container image scale-deps scale-demo
+.PHONY: setup demo test lint typecheck ui serve bench clean container image scale-deps
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
