@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image
+.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -39,7 +39,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test: setup container lint typecheck
+test: setup container scale-deps lint typecheck
 	$(VENV)/bin/pytest --timeout=900
 
 ui: setup
@@ -76,6 +76,16 @@ bench-readme: setup
 container:
 	@if [ "$$(id -u)" = 0 ] || command -v podman >/dev/null 2>&1; then deploy/container/setup.sh; \
 	else echo "container: not root and no podman: the container tests will skip"; fi
+
+# PostgreSQL server binaries from Debian for tests/scale (moto comes from the lock). Root installs
+# them; a non-root user without them gets a note and those tests skip saying why (never on CI).
+scale-deps:
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)) && \
+		echo "scale-deps: installed postgresql"; \
+	else echo "scale-deps: not root and no PostgreSQL: tests/scale PostgreSQL tests will skip"; fi
 
 # The serving image of one model version: make image BUNDLE=<bundle dir> [SNAPSHOTS=<snapshots dir>]
 image: setup container

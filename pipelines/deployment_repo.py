@@ -142,6 +142,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SCORELOOP_SPEC_PATH": str(settings.spec_path),
         "SCORELOOP_PARAMS_PATH": str(settings.params_path),
         "SCORELOOP_MODEL_NAME": settings.model_name,
+        **{
+            f"SCORELOOP_{name.upper()}": value
+            for name, value in (
+                ("object_store", settings.object_store),
+                ("snapshot_store_uri", settings.snapshot_store_uri),
+                ("s3_endpoint_url", settings.s3_endpoint_url),
+                ("s3_region", settings.s3_region),
+                ("dagster_pg_url", settings.dagster_pg_url),
+            )
+            if value
+        },
     }
 
 
@@ -162,6 +173,26 @@ def dvc(repo: Path, *args: str, settings: Settings | None = None) -> str:
     return proc.stdout
 
 
+def remote_config(settings: Settings) -> str:
+    """The DVC config naming ``settings.remote`` as the default remote ``storage``.
+
+    An ``s3://`` remote gets the configured endpoint and region (dvc-s3; credentials come from
+    the environment, never from this file, which is committed).
+    """
+    lines = [
+        "[core]",
+        "    remote = storage",
+        "['remote \"storage\"']",
+        f"    url = {settings.remote}",
+    ]
+    if settings.remote.startswith("s3://"):
+        if settings.s3_endpoint_url:
+            lines.append(f"    endpointurl = {settings.s3_endpoint_url}")
+        if settings.s3_region:
+            lines.append(f"    region = {settings.s3_region}")
+    return "".join(f"{line}\n" for line in lines)
+
+
 def init(settings: Settings) -> Path:
     """Create the deployment repo if needed (idempotent) and return its path."""
     repo = settings.registry
@@ -177,9 +208,7 @@ def init(settings: Settings) -> Path:
     if "://" not in remote:
         Path(remote).mkdir(parents=True, exist_ok=True)
     # Written directly (same result as `dvc remote add -d storage URL`, one CLI start-up less).
-    (repo / ".dvc" / "config").write_text(
-        f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {remote}\n"
-    )
+    (repo / ".dvc" / "config").write_text(remote_config(settings))
     (repo / "artifacts.yaml").write_text(
         yaml.safe_dump(
             {

@@ -24,6 +24,7 @@ from pipelines.scores_table import (
 )
 from pipelines.settings import Settings, get_settings
 from pipelines.snapshot import SnapshotManifest, publish_snapshot
+from pipelines.snapshot_store import push_current
 
 
 class IncompleteScoresError(ScoringError):
@@ -64,6 +65,9 @@ def publish_scores(
         keep=params.snapshot_keep,
         top_k=params.top_k,
     )
+    if settings.snapshot_store:
+        # Replicas follow the store, not this machine's folder: upload, then swap its CURRENT.
+        push_current(settings.snapshots, settings.snapshot_store, settings)
     return PublishedSnapshot(manifest, summary)
 
 

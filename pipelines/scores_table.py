@@ -26,22 +26,27 @@ from typing import Any
 import numpy as np
 import pandera.polars as pa
 import polars as pl
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.explain import DEFAULT_TOP_K
 from pipelines.ingest import VALIDATED, read_ingest_log
 from pipelines.model_bundle import ModelBundle, load_bundle
+from pipelines.object_store import filesystem_for
 from pipelines.params import Params, load_params
 from pipelines.registry import ChampionRef, resolve_champion
 from pipelines.score import ScoringError, check_bundle, score_frame
 from pipelines.settings import Settings, get_settings
 from pipelines.snapshot import scores_schema as _snapshot_scores_schema
 from pipelines.spec import DatasetSpec, load_spec
-from pipelines.tables import table_exists, table_uri, write_partition_stream
+from pipelines.tables import (
+    open_table,
+    scan_table,
+    table_exists,
+    table_uri,
+    write_partition_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +271,7 @@ def _validated_files(ctx: ScoringContext, batch_id: str) -> list[str]:
         raise BatchNotAcceptedError(f"no validated table at {uri}: ingest batch {batch_id} first")
     # deltalake must not be called from inside the chunk generator: delta-rs drives it from its
     # own async runtime while writing, and a nested runtime panics.
-    return list(DeltaTable(uri).file_uris(partition_filters=[("batch_id", "=", batch_id)]))
+    return list(open_table(uri).file_uris(partition_filters=[("batch_id", "=", batch_id)]))
 
 
 def _chunks(files: list[str], columns: list[str], size: int) -> Iterator[pl.DataFrame]:
@@ -278,10 +283,12 @@ def _chunks(files: list[str], columns: list[str], size: int) -> Iterator[pl.Data
     RSS with the 1M-row row groups of a big validated batch), and polars' ``collect_batches``
     runs the whole scan ahead of a slow consumer.
     """
+    if not files:
+        return
+    filesystem, paths = filesystem_for(files)
     pending: list[pl.DataFrame] = []
     buffered = 0
-    for uri in files:
-        filesystem, path = _filesystem(uri)
+    for path in paths:
         with (
             filesystem.open_input_file(path) as handle,
             pq.ParquetFile(handle, pre_buffer=False, buffer_size=READ_BUFFER) as source,
@@ -299,14 +306,6 @@ def _chunks(files: list[str], columns: list[str], size: int) -> Iterator[pl.Data
                     pending, buffered = ([rest] if rest.height else []), rest.height
     if buffered:
         yield pl.concat(pending)
-
-
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's filesystem for a data file URI of a Delta table (local path or object store)."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), uri
-    filesystem, path = pafs.FileSystem.from_uri(uri)
-    return filesystem, path
 
 
 def score_batch_with(
@@ -428,7 +427,7 @@ def scored_versions(settings: Settings) -> pl.DataFrame:
     schema = {"batch_id": pl.String(), "model_version": pl.String(), "data_version": pl.String()}
     if not table_exists(uri):
         return pl.DataFrame(schema=schema)
-    return pl.scan_delta(uri).select(list(schema)).unique().collect()
+    return scan_table(uri).select(list(schema)).unique().collect()
 
 
 def stale_batches(settings: Settings, model_version: str) -> list[str]:
@@ -454,7 +453,7 @@ def latest_scores(
     uri = scores_uri(settings)
     batches = sorted(accepted_data_versions(settings)) if batches is None else batches
     return (
-        pl.scan_delta(uri)
+        scan_table(uri)
         .filter((pl.col("model_version") == model_version) & pl.col("batch_id").is_in(batches))
         .sort(["batch_id", "scored_at"])
         .unique(subset="entity_id", keep="last", maintain_order=False)

@@ -2,6 +2,13 @@
 
 Every location lives under one state root and can be overridden by a ``SCORELOOP_*`` environment
 variable. ``table_root`` may be a local path or an object-store URI (``s3://bucket/prefix``).
+
+Object storage is one block: ``SCORELOOP_OBJECT_STORE=s3://bucket/prefix`` puts the Delta tables,
+the DVC remote (model artifacts and training sets) and the serving snapshots under that prefix
+(``tables/``, ``dvc-remote/``, ``snapshots/``), and ``SCORELOOP_S3_ENDPOINT_URL`` names a
+non-AWS endpoint (MinIO, moto, any S3-compatible store). Credentials are never settings: every
+client (delta-rs, DVC's s3fs, pyarrow) reads ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``
+(or an instance profile) from the environment itself.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ class Settings(BaseSettings):
     dagster_home: Path | None = None
     registry_repo: Path | None = None
     snapshot_dir: Path | None = None
+    object_store: str | None = None
+    snapshot_store_uri: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    dagster_pg_url: str | None = None
     spec_path: Path = Field(default=BUNDLED_SPEC)
     params_path: Path = Field(default=PROJECT_ROOT / "params.yaml")
     model_name_override: str | None = Field(
@@ -58,15 +70,42 @@ class Settings(BaseSettings):
         """Folder where batch and label files land."""
         return self.landing_dir or self.state_root / "landing"
 
+    def _in_store(self, name: str) -> str | None:
+        return f"{self.object_store.rstrip('/')}/{name}" if self.object_store else None
+
     @property
     def tables(self) -> str:
         """Root of the Delta tables: a local path or an object-store URI."""
-        return self.table_root or str(self.state_root / "tables")
+        return self.table_root or self._in_store("tables") or str(self.state_root / "tables")
 
     @property
     def remote(self) -> str:
         """The DVC remote (a local directory by default, ``s3://...`` in production)."""
-        return self.dvc_remote or str(self.state_root / "dvc-remote")
+        local = str(self.state_root / "dvc-remote")
+        return self.dvc_remote or self._in_store("dvc-remote") or local
+
+    @property
+    def snapshot_store(self) -> str | None:
+        """Object-store prefix the serving snapshots are published to (None: local only).
+
+        Publishing still writes :attr:`snapshots` first (the local folder is the writer's
+        staging area and the lookup service's cache); the store is what replicas follow.
+        """
+        return self.snapshot_store_uri or self._in_store("snapshots")
+
+    def storage_options(self) -> dict[str, str]:
+        """Options for delta-rs / polars on an object store: endpoint, plain HTTP, region.
+
+        Concurrent writers stay safe without a locking provider: delta-rs 1.x commits on S3
+        with conditional puts (``If-None-Match: *`` on the next ``_delta_log`` entry), so the
+        endpoint must support them (AWS S3 since 2024, MinIO, moto; tests/scale proves it).
+        """
+        options = {"AWS_REGION": self.s3_region} if self.s3_region else {}
+        if self.s3_endpoint_url:
+            options["AWS_ENDPOINT_URL"] = self.s3_endpoint_url
+            if self.s3_endpoint_url.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        return options
 
     @property
     def dagster(self) -> Path:

@@ -16,6 +16,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from pipelines.errors import ScoreloopError
+from pipelines.settings import get_settings
 
 BATCH_COLUMN = "batch_id"
 
@@ -33,7 +34,20 @@ def _is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
 
 
+def _options(uri: str, storage_options: Mapping[str, str] | None) -> dict[str, str]:
+    """Explicit options, else the configured object-store options for a remote ``uri``.
+
+    Callers pass only a URI; the endpoint and region come from the settings
+    (``SCORELOOP_S3_ENDPOINT_URL``, ``SCORELOOP_S3_REGION``), so an ``s3://`` table root is a
+    configuration change, not a code change.
+    """
+    if storage_options is not None:
+        return dict(storage_options)
+    return {} if _is_local(uri) else get_settings().storage_options()
+
+
 def table_exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
+    storage_options = _options(uri, storage_options)
     if _is_local(uri) and not (Path(uri.removeprefix("file://")) / "_delta_log").exists():
         return False
     try:
@@ -83,21 +97,34 @@ def write_batch(
     df = conform(df, schema, table)
     if df.height and (df[BATCH_COLUMN] != batch_id).any():
         raise ValueError(f"table {table!r}: rows of another batch in the write for {batch_id!r}")
-    options = dict(storage_options or {})
+    options = _options(uri, storage_options)
     predicate = f"{BATCH_COLUMN} = '{_quote(batch_id)}'"
-    if table_exists(uri, options):
+    data = df.to_arrow()
+
+    def overwrite() -> None:
         write_deltalake(
             uri,
-            df.to_arrow(),
+            data,
             mode="overwrite",
             predicate=predicate,
             partition_by=[BATCH_COLUMN],
             storage_options=options,
         )
-    else:
+
+    if table_exists(uri, options):
+        overwrite()
+        return int(DeltaTable(uri, storage_options=options).version())
+    try:
         write_deltalake(
-            uri, df.to_arrow(), mode="error", partition_by=[BATCH_COLUMN], storage_options=options
+            uri, data, mode="error", partition_by=[BATCH_COLUMN], storage_options=options
         )
+    except Exception:
+        # Parallel partitions on a fresh store race to create the table; the loser finds it
+        # created by the winner (its commit of version 0 refused by the conditional put) and
+        # writes its partition as a predicate overwrite, losing nothing.
+        if not table_exists(uri, options):
+            raise
+        overwrite()
     return int(DeltaTable(uri, storage_options=options).version())
 
 
@@ -122,7 +149,7 @@ def write_partition_stream(
     before writing it out, so a smaller target bounds the writer's memory (default: delta-rs's).
     Returns the new table version.
     """
-    options = dict(storage_options or {})
+    options = _options(uri, storage_options)
     partitions = list(partition_by or match)
     predicate = " AND ".join(f"{column} = '{_quote(value)}'" for column, value in match.items())
     arrow_schema = pl.DataFrame(schema=dict(schema)).to_arrow().schema
@@ -206,7 +233,7 @@ def read_table(
 
     A table that does not exist yet reads as an empty frame of ``schema`` when one is given.
     """
-    options = dict(storage_options or {})
+    options = _options(uri, storage_options)
     if not table_exists(uri, options):
         if schema is None:
             raise FileNotFoundError(f"no Delta table at {uri}")
@@ -223,21 +250,39 @@ def read_batches(
     schema: Mapping[str, pl.DataType],
     *,
     where: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """The ``schema`` columns of the rows of ``batch_ids`` whose columns equal ``where``.
 
     A table that does not exist yet (or no batch asked for) reads as an empty frame of ``schema``.
     """
-    if not batch_ids or not table_exists(uri):
+    options = _options(uri, storage_options)
+    if not batch_ids or not table_exists(uri, options):
         return pl.DataFrame(schema=dict(schema))
     condition = pl.col(BATCH_COLUMN).is_in(list(batch_ids))
     for column, value in (where or {}).items():
         condition &= pl.col(column) == value
-    return pl.scan_delta(uri).filter(condition).select(list(schema)).collect()
+    return (
+        pl.scan_delta(uri, storage_options=options or None)
+        .filter(condition)
+        .select(list(schema))
+        .collect()
+    )
+
+
+def scan_table(uri: str, storage_options: Mapping[str, str] | None = None) -> pl.LazyFrame:
+    """A lazy scan of the table at ``uri`` (which must exist), on local disk or the store."""
+    options = _options(uri, storage_options)
+    return pl.scan_delta(uri, storage_options=options or None)
+
+
+def open_table(uri: str, storage_options: Mapping[str, str] | None = None) -> DeltaTable:
+    """The delta-rs handle of the table at ``uri`` with the configured storage options."""
+    return DeltaTable(uri, storage_options=_options(uri, storage_options))
 
 
 def table_version(uri: str, storage_options: Mapping[str, str] | None = None) -> int | None:
-    options = dict(storage_options or {})
+    options = _options(uri, storage_options)
     if not table_exists(uri, options):
         return None
     return int(DeltaTable(uri, storage_options=options).version())
@@ -245,7 +290,7 @@ def table_version(uri: str, storage_options: Mapping[str, str] | None = None) ->
 
 def batch_ids(uri: str, storage_options: Mapping[str, str] | None = None) -> list[str]:
     """Distinct batch ids present in the table, sorted."""
-    options = dict(storage_options or {})
+    options = _options(uri, storage_options)
     if not table_exists(uri, options):
         return []
     ids = (

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 
 from pipelines.snapshot import SnapshotError, read_current
 from pipelines.spec import DatasetSpec, DType, SpecError, load_spec
+from serving import remote
 from serving.config import (
     ConfigError,
     ServingSettings,
@@ -73,7 +74,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_admin_token(settings)
-        result = await asyncio.to_thread(store.reload)
+        result = await asyncio.to_thread(remote.pull_and_reload, store, settings)
         if store.current is None:
             logger.warning(
                 "starting without a snapshot (%s): /readyz answers 503 until one is published "
@@ -82,7 +83,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 settings.snapshots,
             )
         follower = (
-            asyncio.create_task(store.follow(settings.reload_interval_s))
+            asyncio.create_task(remote.follow(store, settings, settings.reload_interval_s))
             if settings.reload_interval_s > 0
             else None
         )

@@ -52,7 +52,7 @@ def ui_command(
     from scoreloop.demo import ensure_dagster_home
 
     settings = get_settings()
-    home = ensure_dagster_home(settings.dagster)
+    home = ensure_dagster_home(settings.dagster, settings.dagster_pg_url)
     dagster = Path(sys.executable).with_name("dagster")
     executable = str(dagster) if dagster.exists() else shutil.which("dagster")
     if executable is None:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import typer
+import yaml
 
 from pipelines.settings import PROJECT_ROOT, Settings
 
@@ -30,12 +31,34 @@ STATE_ENTRIES = frozenset(
 )
 
 
-def ensure_dagster_home(path: Path) -> Path:
-    """A DAGSTER_HOME folder with an (empty) ``dagster.yaml``: a persistent SQLite instance."""
+#: First line of a dagster.yaml scoreloop wrote (and may therefore rewrite).
+GENERATED = "# written by scoreloop (ensure_dagster_home): edit freely, then remove this line\n"
+#: The instance's storage on PostgreSQL: run storage, event log and schedules in one database.
+#: The URL is read from the environment by Dagster, so no password lands in the file.
+PG_STORAGE = {"storage": {"postgres": {"postgres_url": {"env": "SCORELOOP_DAGSTER_PG_URL"}}}}
+
+
+def instance_config(pg_url: str | None) -> str:
+    """The ``dagster.yaml`` scoreloop writes: SQLite under DAGSTER_HOME, or PostgreSQL."""
+    if not pg_url:
+        return GENERATED
+    return GENERATED + yaml.safe_dump(PG_STORAGE, sort_keys=False)
+
+
+def ensure_dagster_home(path: Path, pg_url: str | None = None) -> Path:
+    """A DAGSTER_HOME folder with its ``dagster.yaml``: SQLite there, or PostgreSQL at ``pg_url``.
+
+    ``pg_url`` is ``SCORELOOP_DAGSTER_PG_URL`` (``Settings.dagster_pg_url``), which must also be
+    in the environment of every process that opens the instance (the file refers to it). A
+    ``dagster.yaml`` someone wrote by hand (without scoreloop's first line) is left alone.
+    """
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    if not config.exists():
-        config.write_text("")
+    existing = config.read_text() if config.exists() else ""
+    if not existing.strip() or existing.startswith(GENERATED):
+        wanted = instance_config(pg_url)
+        if existing != wanted:
+            config.write_text(wanted)
     return path
 
 

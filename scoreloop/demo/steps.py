@@ -24,7 +24,7 @@ from pipelines.settings import BUNDLED_SPEC, Settings
 from pipelines.simulate import SimulationResult, simulate
 from pipelines.snapshot import SnapshotManifest, read_current
 from pipelines.spec import DatasetSpec
-from pipelines.tables import table_uri
+from pipelines.tables import scan_table, table_uri
 from scoreloop.demo import render
 from scoreloop.demo.state import ensure_dagster_home
 from scoreloop.serve_process import ServiceProcess, ServiceStartError
@@ -103,7 +103,7 @@ def ingest_step(ctx: DemoContext) -> RenderableType:
         (b, True, any(name.startswith(f"labels_{b}.") for name in landed))
         for b in ctx.simulation.batches
     ]
-    home = ensure_dagster_home(ctx.settings.dagster)
+    home = ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url)
     with render.progress(ctx.console) as progress:
         task = progress.add_task("ingesting batches", total=len(plan), note="")
 
@@ -148,7 +148,7 @@ def champion_step(ctx: DemoContext) -> RenderableType:
     params_path = params_until(ctx.settings, until)
     with ctx.console.status(f"training the first champion on batches up to {until} ..."):
         run = runner.run_retraining(
-            ensure_dagster_home(ctx.settings.dagster),
+            ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url),
             params_path=params_path,
             tags={"scoreloop/demo_step": "first-champion"},
         )
@@ -179,7 +179,7 @@ def published(ctx: DemoContext, run: runner.BatchRun, before: SnapshotManifest |
     if manifest is None or not run.success:
         raise typer.Exit(_stop(ctx, "no serving snapshot was published", run))
     scored = (
-        pl.scan_delta(scores_uri(ctx.settings))
+        scan_table(scores_uri(ctx.settings))
         .filter(pl.col("model_version") == manifest.model_version)
         .select("batch_id")
         .collect()
@@ -204,7 +204,8 @@ def score_step(ctx: DemoContext) -> RenderableType:
     before = read_current(ctx.settings.snapshots)
     with ctx.console.status("scoring every accepted batch (with SHAP reasons) ..."):
         run = runner.publish_snapshot(
-            ensure_dagster_home(ctx.settings.dagster), tags={"scoreloop/demo_step": "score"}
+            ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url),
+            tags={"scoreloop/demo_step": "score"},
         )
     summary = published(ctx, run, before)
     manifest = ctx.results["snapshot"]
@@ -220,7 +221,7 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
     from pipelines.registry import resolve_champion
 
     previous = resolve_champion(ctx.settings)
-    home = ensure_dagster_home(ctx.settings.dagster)
+    home = ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url)
     with ctx.console.status("training a challenger on the newest labelled batches ..."):
         run = runner.run_retraining(home, tags={"scoreloop/demo_step": "challenger"})
     summary, outcome = render.retraining_summary(ctx.settings, run)
@@ -261,7 +262,9 @@ def monitor_step(ctx: DemoContext) -> RenderableType:
 
     batches = accepted_batches(ctx.settings.tables, "records")[-3:]
     with ctx.console.status(f"drift and performance of {', '.join(batches)} ..."):
-        runs = runner.monitor_batches(ensure_dagster_home(ctx.settings.dagster), batches)
+        runs = runner.monitor_batches(
+            ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url), batches
+        )
     champion = resolve_champion(ctx.settings)
     version = champion.version if champion else ""
     drift = read_drift(ctx.settings).filter(
@@ -292,7 +295,7 @@ def record_of(
 ) -> dict[str, Any]:
     """The entity's validated record (spec features only), as the JSON /predict takes."""
     frame = (
-        pl.scan_delta(table_uri(settings.tables, VALIDATED))
+        scan_table(table_uri(settings.tables, VALIDATED))
         .filter(pl.col("batch_id") == batch_id, pl.col(spec.id.name) == entity_id)
         .select(spec.feature_names)
         .collect()
