@@ -32,7 +32,7 @@ from deltalake.exceptions import CommitFailedError
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.explain import DEFAULT_TOP_K
-from pipelines.ingest import VALIDATED, read_ingest_log
+from pipelines.ingest import VALIDATED, batch_outcomes
 from pipelines.model_bundle import ModelBundle, load_bundle
 from pipelines.params import Params, load_params
 from pipelines.registry import ChampionRef, resolve_champion
@@ -188,7 +188,8 @@ class ScoringContext:
 
 
 def _ingest_log(settings: Settings) -> pl.DataFrame:
-    return read_ingest_log(settings.tables)
+    # a batch's last accepted outcome stands beside a later failed re-delivery
+    return batch_outcomes(settings.tables)
 
 
 def accepted_data_versions(settings: Settings) -> dict[str, str]:

@@ -7,21 +7,67 @@ which replaces exactly that partition in one commit: re-processing never duplica
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from pipelines.errors import ScoreloopError
 
+log = logging.getLogger(__name__)
+
 BATCH_COLUMN = "batch_id"
+#: Attempts at one commit when concurrent writers (other batches, other runs) commit first.
+COMMIT_ATTEMPTS = 8
+#: First back-off before retrying a conflicting commit (doubled each time, with jitter).
+COMMIT_BACKOFF_SECONDS = 0.05
+
+T = TypeVar("T")
 
 
 class TableSchemaError(ScoreloopError, ValueError):
     """A frame does not match the declared schema of the table it is written to."""
+
+
+class CommitConflictError(ScoreloopError, RuntimeError):
+    """A commit kept conflicting with concurrent writers after every retry."""
+
+
+def retry_commit(
+    commit: Callable[[], T],
+    *,
+    table: str,
+    attempts: int = COMMIT_ATTEMPTS,
+    backoff: float = COMMIT_BACKOFF_SECONDS,
+) -> T:
+    """Run ``commit`` (an idempotent write), retrying Delta commit conflicts with backoff.
+
+    A predicate overwrite that loses the race to a concurrent commit fails with
+    ``CommitFailedError`` and commits nothing, so running it again is safe. Raises
+    :class:`CommitConflictError` naming the table when every attempt conflicted.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return commit()
+        except CommitFailedError as exc:
+            if attempt == attempts:
+                raise CommitConflictError(
+                    f"table {table!r}: the commit conflicted with concurrent writers "
+                    f"{attempts} times ({exc}); nothing was committed, run it again"
+                ) from exc
+            delay = (
+                backoff * 2 ** (attempt - 1) * (1 + random.random())
+            )  # jitter spreads the retries
+            log.warning("table %s: concurrent commit (%s), retrying in %.2fs", table, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def table_uri(root: str, name: str) -> str:
@@ -85,20 +131,30 @@ def write_batch(
         raise ValueError(f"table {table!r}: rows of another batch in the write for {batch_id!r}")
     options = dict(storage_options or {})
     predicate = f"{BATCH_COLUMN} = '{_quote(batch_id)}'"
-    if table_exists(uri, options):
+    data = df.to_arrow()
+
+    def commit() -> int:
+        if not table_exists(uri, options):
+            try:
+                write_deltalake(
+                    uri, data, mode="error", partition_by=[BATCH_COLUMN], storage_options=options
+                )
+                return int(DeltaTable(uri, storage_options=options).version())
+            except Exception:
+                # a concurrent first writer created the table: overwrite our partition instead
+                if not table_exists(uri, options):
+                    raise
         write_deltalake(
             uri,
-            df.to_arrow(),
+            data,
             mode="overwrite",
             predicate=predicate,
             partition_by=[BATCH_COLUMN],
             storage_options=options,
         )
-    else:
-        write_deltalake(
-            uri, df.to_arrow(), mode="error", partition_by=[BATCH_COLUMN], storage_options=options
-        )
-    return int(DeltaTable(uri, storage_options=options).version())
+        return int(DeltaTable(uri, storage_options=options).version())
+
+    return retry_commit(commit, table=table)
 
 
 def write_partition_stream(
