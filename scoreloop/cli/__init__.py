@@ -9,6 +9,7 @@
 | ``score``, ``rescore`` | :mod:`scoreloop.cli.scoring` |
 | ``monitor`` | :mod:`scoreloop.cli.monitor` |
 | ``serve`` | :mod:`scoreloop.cli.serve` |
+| ``maintain`` | :mod:`scoreloop.cli.maintain` |
 | ``demo``, ``ui`` | :mod:`scoreloop.cli.demo` |
 """
 
@@ -18,6 +19,7 @@ import typer
 
 from scoreloop.cli import data, model
 from scoreloop.cli.demo import demo_command, ui_command
+from scoreloop.cli.maintain import maintain_command
 from scoreloop.cli.monitor import monitor_command
 from scoreloop.cli.scoring import rescore_command, score_command
 from scoreloop.cli.serve import serve_command
@@ -33,6 +35,7 @@ app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("ui")(ui_command)
 app.command("monitor")(monitor_command)
+app.command("maintain")(maintain_command)
 model.register_commands(app)
 
 
