@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import ingestion, monitoring, scoring, training
+from assets import ingestion, maintenance, monitoring, scoring, training
 
 AREAS = [
     ingestion,
     scoring,
     training,
     monitoring,
+    maintenance,
 ]
 
 #: Evaluates the eager conditions (a validated batch is scored, drift and performance follow its

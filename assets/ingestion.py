@@ -22,6 +22,7 @@ from pipelines.landing import (
     load_cursor,
     not_yet_ingested,
     scan_landing,
+    unrecognised_files,
 )
 from pipelines.params import load_params
 from pipelines.spec import load_spec
@@ -202,12 +203,23 @@ def landing_sensor(
         new, seen = scan_landing(landing, load_cursor(context.cursor))
     except FileNotFoundError as exc:
         return dg.SkipReason(str(exc))
-    if not new:
+    odd, seen = unrecognised_files(landing, seen)
+    for entry in odd:  # every landed file gets an outcome: these are failed, and say why
+        context.log.warning(f"landing file failed, not ingested: {entry.reason}")
+    not_ingested = (
+        f"; {len(odd)} file(s) not ingested: " + "; ".join(f.reason for f in odd[:5]) if odd else ""
+    )
+    if not new and not odd:
         return dg.SkipReason(f"no new files in {landing}")
+    if not new:
+        return dg.SensorResult(
+            skip_reason=f"no new batch files in {landing}{not_ingested}", cursor=dump_cursor(seen)
+        )
     new = not_yet_ingested(new, scoreloop.settings().tables)
     if not new:  # e.g. a sensor started after `scoreloop demo` ingested everything
         return dg.SensorResult(
-            skip_reason=f"new files in {landing} are already ingested", cursor=dump_cursor(seen)
+            skip_reason=f"new files in {landing} are already ingested{not_ingested}",
+            cursor=dump_cursor(seen),
         )
     known = set(context.instance.get_dynamic_partitions(BATCHES))
     partitions = sorted({f.batch_id for f in new} - known)

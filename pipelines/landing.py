@@ -15,7 +15,14 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.ingest import IngestResult, parse_landing_name, read_ingest_log
+from pipelines.ingest import (
+    IngestResult,
+    is_in_flight,
+    landing_name_problem,
+    parse_landing_name,
+    printable_name,
+    read_ingest_log,
+)
 from pipelines.tables import table_uri, table_version
 from pipelines.validate import Kind, file_version
 
@@ -78,6 +85,51 @@ def scan_landing(landing: Path, seen: Mapping[str, str]) -> tuple[list[LandedFil
     updated = dict(seen)
     updated.update({f.path.name: f.stamp for f in new})
     return new, updated
+
+
+@dataclass(frozen=True)
+class UnrecognisedFile:
+    """A file in the landing folder that is not a batch or label file, and why."""
+
+    name: str  # printable (undecodable bytes escaped)
+    reason: str
+    stamp: str
+
+    @property
+    def cursor_key(self) -> str:
+        return f"?{self.name}"
+
+
+def unrecognised_files(
+    landing: Path, seen: Mapping[str, str]
+) -> tuple[list[UnrecognisedFile], dict[str, str]]:
+    """Files in ``landing`` that are new or changed since ``seen`` and are not batch or label
+    files (hidden and in-flight ``.tmp-`` files aside), each with the reason, and the updated
+    ``seen`` (so each is reported once per change). A vanishing file or folder is no error.
+    """
+    found: list[UnrecognisedFile] = []
+    try:
+        entries = list(landing.iterdir())
+    except OSError:
+        return [], dict(seen)
+    for path in entries:
+        if is_in_flight(path) or parse_landing_name(path) is not None:
+            continue
+        try:
+            if not path.is_file():
+                continue
+            stat = path.stat()
+        except OSError:
+            continue
+        name = printable_name(path)
+        entry = UnrecognisedFile(
+            name, landing_name_problem(path) or "", f"{stat.st_mtime_ns}:{stat.st_size}"
+        )
+        if seen.get(entry.cursor_key) != entry.stamp:
+            found.append(entry)
+    updated = dict(seen)
+    updated.update({f.cursor_key: f.stamp for f in found})
+    return sorted(found, key=lambda f: f.name), updated
 
 
 def ingested_versions(table_root: str) -> dict[tuple[str, str], str]:

@@ -31,7 +31,7 @@ from deltalake.exceptions import CommitFailedError
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.explain import DEFAULT_TOP_K
-from pipelines.ingest import VALIDATED, read_ingest_log
+from pipelines.ingest import VALIDATED, batch_outcomes
 from pipelines.model_bundle import ModelBundle, load_bundle
 from pipelines.object_store import filesystem_for
 from pipelines.params import Params, load_params
@@ -202,7 +202,8 @@ class ScoringContext:
 
 
 def _ingest_log(settings: Settings) -> pl.DataFrame:
-    return read_ingest_log(settings.tables)
+    # a batch's last accepted outcome stands beside a later failed re-delivery
+    return batch_outcomes(settings.tables)
 
 
 def accepted_data_versions(settings: Settings) -> dict[str, str]:
@@ -445,18 +446,34 @@ def stale_batches(settings: Settings, model_version: str) -> list[str]:
 def latest_scores(
     settings: Settings, model_version: str, batches: list[str] | None = None
 ) -> pl.DataFrame:
-    """One row per entity: its score from the latest batch scored by ``model_version``.
+    """One row per entity: its score by ``model_version`` from its latest record.
 
-    "Latest" is the greatest batch id (batch ids sort in time order, e.g. ``2016-03``), then
-    the latest ``scored_at``. Only ``batches`` (default: every accepted batch) are considered.
+    An id delivered in several batches (flagged at ingest) is served from the record with the
+    greatest event time (the spec's time column in the validated table), then the latest
+    ingestion, then the latest ``scored_at``; never by batch-id text order, so a batch named out
+    of time order cannot shadow newer records. Only ``batches`` (default: every accepted batch)
+    are considered.
     """
     uri = scores_uri(settings)
     batches = sorted(accepted_data_versions(settings)) if batches is None else batches
+    spec = load_spec(settings.spec_path)
+    records = (
+        pl.scan_delta(table_uri(settings.tables, VALIDATED))
+        .filter(pl.col("batch_id").is_in(batches))
+        .select(
+            pl.col(spec.id.name).alias("entity_id"),
+            "batch_id",
+            pl.col(spec.time.name).alias("__event_time"),
+            pl.col("ingested_at").alias("__ingested_at"),
+        )
+    )
     return (
         scan_table(uri)
         .filter((pl.col("model_version") == model_version) & pl.col("batch_id").is_in(batches))
-        .sort(["batch_id", "scored_at"])
+        .join(records, on=["entity_id", "batch_id"], how="left")
+        .sort(["__event_time", "__ingested_at", "scored_at"], nulls_last=False)
         .unique(subset="entity_id", keep="last", maintain_order=False)
+        .drop("__event_time", "__ingested_at")
         .sort("entity_id")
         .collect()
     )

@@ -7,22 +7,68 @@ which replaces exactly that partition in one commit: re-processing never duplica
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from pipelines.errors import ScoreloopError
 from pipelines.settings import get_settings
 
+log = logging.getLogger(__name__)
+
 BATCH_COLUMN = "batch_id"
+#: Attempts at one commit when concurrent writers (other batches, other runs) commit first.
+COMMIT_ATTEMPTS = 8
+#: First back-off before retrying a conflicting commit (doubled each time, with jitter).
+COMMIT_BACKOFF_SECONDS = 0.05
+
+T = TypeVar("T")
 
 
 class TableSchemaError(ScoreloopError, ValueError):
     """A frame does not match the declared schema of the table it is written to."""
+
+
+class CommitConflictError(ScoreloopError, RuntimeError):
+    """A commit kept conflicting with concurrent writers after every retry."""
+
+
+def retry_commit(
+    commit: Callable[[], T],
+    *,
+    table: str,
+    attempts: int = COMMIT_ATTEMPTS,
+    backoff: float = COMMIT_BACKOFF_SECONDS,
+) -> T:
+    """Run ``commit`` (an idempotent write), retrying Delta commit conflicts with backoff.
+
+    A predicate overwrite that loses the race to a concurrent commit fails with
+    ``CommitFailedError`` and commits nothing, so running it again is safe. Raises
+    :class:`CommitConflictError` naming the table when every attempt conflicted.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return commit()
+        except CommitFailedError as exc:
+            if attempt == attempts:
+                raise CommitConflictError(
+                    f"table {table!r}: the commit conflicted with concurrent writers "
+                    f"{attempts} times ({exc}); nothing was committed, run it again"
+                ) from exc
+            delay = (
+                backoff * 2 ** (attempt - 1) * (1 + random.random())
+            )  # jitter spreads the retries
+            log.warning("table %s: concurrent commit (%s), retrying in %.2fs", table, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def table_uri(root: str, name: str) -> str:
@@ -101,7 +147,17 @@ def write_batch(
     predicate = f"{BATCH_COLUMN} = '{_quote(batch_id)}'"
     data = df.to_arrow()
 
-    def overwrite() -> None:
+    def commit() -> int:
+        if not table_exists(uri, options):
+            try:
+                write_deltalake(
+                    uri, data, mode="error", partition_by=[BATCH_COLUMN], storage_options=options
+                )
+                return int(DeltaTable(uri, storage_options=options).version())
+            except Exception:
+                # a concurrent first writer created the table: overwrite our partition instead
+                if not table_exists(uri, options):
+                    raise
         write_deltalake(
             uri,
             data,
@@ -110,22 +166,9 @@ def write_batch(
             partition_by=[BATCH_COLUMN],
             storage_options=options,
         )
-
-    if table_exists(uri, options):
-        overwrite()
         return int(DeltaTable(uri, storage_options=options).version())
-    try:
-        write_deltalake(
-            uri, data, mode="error", partition_by=[BATCH_COLUMN], storage_options=options
-        )
-    except Exception:
-        # Parallel partitions on a fresh store race to create the table; the loser finds it
-        # created by the winner (its commit of version 0 refused by the conditional put) and
-        # writes its partition as a predicate overwrite, losing nothing.
-        if not table_exists(uri, options):
-            raise
-        overwrite()
-    return int(DeltaTable(uri, storage_options=options).version())
+
+    return retry_commit(commit, table=table)
 
 
 def write_partition_stream(

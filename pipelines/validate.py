@@ -29,7 +29,8 @@ Status = Literal["accepted", "refused"]
 
 #: Free-text categorical values longer than this are rejected (guards the tables and the model).
 MAX_STRING_LENGTH = 256
-#: Offending values are kept in a reason up to this many characters (the full row is in ``record``).
+#: Offending values are kept in a reason, and text values in quarantine's ``record``, up to this
+#: many characters (a clipped value says how long it was), so a 20 MB value is never stored whole.
 MAX_REASON_VALUE = 200
 
 ROW_COLUMN = "__row"
@@ -463,7 +464,14 @@ def validate_batch(
         pl.col(ROW_COLUMN).alias("row"),
         pl.col(spec.id.name).cast(pl.String).alias("entity_id"),
         pl.col("reasons"),
-        pl.struct(*expected).struct.json_encode().alias("record"),
+        pl.struct(
+            *(
+                _clip(pl.col(c)).alias(c) if bad.schema[c] == pl.String else pl.col(c)
+                for c in expected
+            )
+        )
+        .struct.json_encode()
+        .alias("record"),
         pl.lit(stamp).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
     )
     if status == "refused":

@@ -10,6 +10,7 @@
 | ``monitor`` | :mod:`scoreloop.cli.monitor` |
 | ``explain`` | :mod:`scoreloop.cli.explain` |
 | ``serve`` | :mod:`scoreloop.cli.serve` |
+| ``maintain`` | :mod:`scoreloop.cli.maintain` |
 | ``demo``, ``ui`` | :mod:`scoreloop.cli.demo` |
 """
 
@@ -20,6 +21,7 @@ import typer
 from scoreloop.cli import data, model
 from scoreloop.cli.demo import demo_command, ui_command
 from scoreloop.cli.explain import explain_command
+from scoreloop.cli.maintain import maintain_command
 from scoreloop.cli.monitor import monitor_command
 from scoreloop.cli.scoring import rescore_command, score_command
 from scoreloop.cli.serve import serve_command
@@ -36,6 +38,7 @@ app.command("demo")(demo_command)
 app.command("ui")(ui_command)
 app.command("monitor")(monitor_command)
 app.command("explain")(explain_command)
+app.command("maintain")(maintain_command)
 model.register_commands(app)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.errors import ScoreloopError
@@ -97,46 +98,83 @@ def dataset_infer(
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Landed batch/label files or folders.")],
 ) -> None:
-    """Validate landed files and write validated, quarantine and label tables."""
-    from pipelines.ingest import ingest_file, parse_landing_name
+    """Validate landed files and write validated, quarantine and label tables.
+
+    Every file gets an outcome: a file that cannot be read, a name that is not a batch or label
+    file and a failed write are reported as failed, and the others are still processed. The
+    exit code is the number of failed files (0 when all were ingested; at most 100).
+    """
+    from pipelines.ingest import ingest_file, is_in_flight, landing_name_problem, parse_landing_name
     from pipelines.validate import BatchReadError
 
     settings = get_settings()
     spec = load_spec(settings.spec_path)
     params = load_params(settings.params_path)
-    files: list[Path] = []
-    for path in paths:
-        files.extend(
-            sorted(p for p in path.iterdir() if parse_landing_name(p)) if path.is_dir() else [path]
-        )
     table = Table("file", "batch", "kind", "status", "rows", "accepted", "rejected", "reject rate")
+    files: list[Path] = []
     failed = 0
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for entry in sorted(path.iterdir()):
+            if is_in_flight(entry) or entry.is_dir():
+                why = "a folder" if entry.is_dir() else "hidden or still being written"
+                table.add_row(_shown(entry), "", "", "skipped", "", "", "", why)
+            elif (problem := landing_name_problem(entry)) is not None:
+                failed += 1
+                table.add_row(
+                    _shown(entry), "", "", "[red]failed[/red]", "", "", "", escape(problem)
+                )
+            else:
+                files.append(entry)
     for path in files:
         try:
             result = ingest_file(
                 path, spec, settings.tables, max_reject_rate=params.validation.max_reject_rate
             )
-        except BatchReadError as exc:
+        except Exception as exc:  # one file's fault never stops the others, nor prints a traceback
             failed += 1
             kind, batch_id = parse_landing_name(path) or ("", "")
-            table.add_row(path.name, batch_id, kind, "[red]failed[/red]", "", "", "", exc.cause)
+            if isinstance(exc, BatchReadError):
+                why = exc.cause
+            elif isinstance(exc, ScoreloopError):
+                why = str(exc)
+            else:
+                why = f"unexpected {type(exc).__name__}: {exc}"
+            table.add_row(
+                _shown(path), batch_id, kind, "[red]failed[/red]", "", "", "", escape(why)
+            )
             continue
         v = result.validation
         colour = "green" if v.status == "accepted" else "yellow"
+        note = f"{v.reject_rate:.2%}"
+        if result.kept:
+            note += f" (re-delivery; the accepted {Path(result.kept).name} is kept)"
+        if result.duplicate_ids:
+            note += f" ({result.duplicate_ids} id(s) also in other batches)"
         table.add_row(
-            path.name,
+            _shown(path),
             v.batch_id,
             v.kind,
             f"[{colour}]{v.status}[/{colour}]",
             str(v.rows),
             str(v.accepted),
             str(v.rejected),
-            f"{v.reject_rate:.2%}",
+            note,
         )
     console.print(table)
     console.print(f"tables under {settings.tables}")
     if failed:
-        raise typer.Exit(1)
+        console.print(f"[red]{failed} file(s) failed[/red]")
+        raise typer.Exit(min(failed, 100))
+
+
+def _shown(path: Path) -> str:
+    """A file name safe to print whatever bytes it holds, and free of rich markup."""
+    from pipelines.ingest import printable_name
+
+    return escape(printable_name(path))
 
 
 def simulate(

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines.alerts import alerts_path
-from pipelines.ingest import QUARANTINE, read_ingest_log
+from pipelines.ingest import QUARANTINE, batch_outcomes, read_ingest_log
 from pipelines.settings import Settings
 from pipelines.tables import read_table, table_uri
 from pipelines.validate import QUARANTINE_SCHEMA
@@ -47,7 +47,7 @@ def ingest_summary(table_root: str, runs: int) -> RenderableType:
     log = read_ingest_log(table_root)
     labels_log = read_ingest_log(table_root, "labels")
     quarantine = read_table(table_uri(table_root, QUARANTINE), schema=QUARANTINE_SCHEMA)
-    counts = log.group_by("status").len()
+    counts = batch_outcomes(table_root).group_by("status").len()
     by_status = dict(zip(counts["status"], counts["len"], strict=True))
     lines = [
         f"{runs} Dagster runs; batches: {by_status.get('accepted', 0)} accepted, "

@@ -270,6 +270,25 @@ def test_snapshot_keeps_latest_batch_per_entity(
     assert set(again["batch_id"]) == {"2016-02"}
 
 
+def test_an_id_in_two_batches_is_served_from_its_latest_event_time(
+    settings: Settings,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    models: tuple[ChampionRef, ChampionRef],
+) -> None:
+    # "2016-b" sorts after "2016-a" and is ingested last, but holds the older records
+    recent = acs.slice(0, 40).with_columns(pl.lit(2018, dtype=acs.schema["year"]).alias("year"))
+    acs_recent = pl.concat([recent, acs.slice(40, acs.height - 40)])
+    ingest_batch(settings, acs_recent, spec, "2016-a", start=0, rows=40)
+    old = ingest_batch(settings, acs, spec, "2016-b", start=20, rows=40)  # ids 20-39 again
+    assert old.duplicate_ids == 20
+    rescore_population(champion=models[0])
+    latest = scoring.latest_scores(settings, "v0.0.1")
+    assert latest.height == 60
+    shared = latest.filter(pl.col("entity_id").is_in(list(range(20, 40))))
+    assert set(shared["batch_id"]) == {"2016-a"}  # year 2018 beats year 2015
+
+
 def test_no_champion_is_a_clear_error(settings: Settings, ingested: list[str]) -> None:
     with pytest.raises(scoring.NoChampionError, match="no champion"):
         scoring.score_batch("2015-01")
