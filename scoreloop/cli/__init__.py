@@ -10,6 +10,7 @@
 | ``monitor`` | :mod:`scoreloop.cli.monitor` |
 | ``serve`` | :mod:`scoreloop.cli.serve` |
 | ``demo``, ``ui`` | :mod:`scoreloop.cli.demo` |
+| ``release`` (the deploy steps) | :mod:`scoreloop.cli.release` |
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import typer
 from scoreloop.cli import data, model
 from scoreloop.cli.demo import demo_command, ui_command
 from scoreloop.cli.monitor import monitor_command
+from scoreloop.cli.release import release_app
 from scoreloop.cli.scoring import rescore_command, score_command
 from scoreloop.cli.serve import serve_command
 
@@ -34,6 +36,7 @@ app.command("demo")(demo_command)
 app.command("ui")(ui_command)
 app.command("monitor")(monitor_command)
 model.register_commands(app)
+app.add_typer(release_app, name="release")
 
 
 def main() -> None:  # pragma: no cover - console entry point
