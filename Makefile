@@ -68,5 +68,11 @@ image: setup container
 	snap = sys.argv[2]; image = build_image(Path(sys.argv[1]), Path(snap) if snap else None); \
 	print(f"{image.image} {image.size_mb} MB ({image.seconds} s, base {image.base})")' "$(BUNDLE)" "$(SNAPSHOTS)"
 
+# The whole CI/CD loop on this machine: champion deployed -> challenger promoted, tag pushed to a
+# local bare origin -> deploy.yml run by act -> new version serving under load -> a broken release
+# rolled back by itself. Ends with `cicd: ok deploys=N rollbacks=N failed_requests=N lead_time_s=`.
+cicd: setup container
+	$(VENV)/bin/python -m scoreloop.release.rehearsal
+
 clean:
 	rm -rf .scoreloop

@@ -489,6 +489,9 @@ def push_tags(settings: Settings | None = None) -> TagPush:
     result = TagPush(remote=url)
     try:
         _configure_remote(repo, url)
+        # Learn what others pushed (a deploy's rollback) first; a tag that differs here and
+        # there makes the fetch fail, and that is reported, never overwritten.
+        git(repo, "fetch", "--quiet", "--tags", REMOTE_NAME)
         pending = unpushed_tags(settings)
     except (RegistryError, DeploymentRepoError) as exc:
         result.failed["*"] = str(exc)

@@ -76,6 +76,17 @@ def sync_registry(settings: Settings | None = None) -> Settings:
             git(repo.parent, "clone", "--quiet", "--origin", REMOTE_NAME, url, str(repo))
         elif url:
             git(repo, "fetch", "--quiet", "--force", "--tags", REMOTE_NAME)
+        if url and not git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False):
+            # The remote holds tags only (no branch is pushed): work on the newest tagged commit.
+            newest = git(
+                repo,
+                "for-each-ref",
+                "--sort=-creatordate",
+                "--count=1",
+                "--format=%(refname)",
+                "refs/tags",
+            )
+            git(repo, "checkout", "--quiet", "--detach", newest)
     except DeploymentRepoError as exc:
         raise ReleaseError(
             f"cannot sync the registry {repo} from {url}: {exc}; check SCORELOOP_REGISTRY_REMOTE "
