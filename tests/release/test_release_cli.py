@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -23,22 +22,16 @@ from scoreloop.release.build import BuiltImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
 import test_registry  # the registry tests' fixture: tiny versions in a real repo
+import test_registry_remote  # its bare origin as SCORELOOP_REGISTRY_REMOTE
 
 add_version = test_registry.add_version
+origin = test_registry_remote.origin
 AddVersion = test_registry.AddVersion
 runner = CliRunner()
 
 
 def _outputs(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-@pytest.fixture
-def origin(tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bare = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
-    monkeypatch.setenv("SCORELOOP_REGISTRY_REMOTE", str(bare))
-    return bare
 
 
 @pytest.fixture
