@@ -369,16 +369,35 @@ def push(repo: Path) -> None:
         ) from exc
 
 
+def _uncached(repo: Path, commit: str, names: list[str]) -> set[str]:
+    """Paths dvc.yaml declares ``cache: false`` (kept in git, never in the DVC remote)."""
+    if "dvc.yaml" not in names:
+        return set()
+    doc = yaml.safe_load(git(repo, "show", f"{commit}:dvc.yaml")) or {}
+    found = set()
+    for stage in doc.get("stages", {}).values():
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key, []) or []:
+                if isinstance(entry, dict):
+                    found |= {p for p, opts in entry.items() if (opts or {}).get("cache") is False}
+    return found
+
+
 def _locked_outputs(repo: Path, commit: str) -> list[str]:
-    """md5s (``.dir`` ones included) of every DVC output recorded at ``commit``."""
+    """md5s (``.dir`` ones included) of every cached DVC output recorded at ``commit``."""
     names = git(repo, "ls-tree", "-r", "--name-only", commit).splitlines()
+    uncached = _uncached(repo, commit, names)
     oids = []
     for name in names:
         if name != "dvc.lock" and not name.endswith(".dvc"):
             continue
         doc = yaml.safe_load(git(repo, "show", f"{commit}:{name}")) or {}
         outs = [out for stage in doc.get("stages", {}).values() for out in stage.get("outs", [])]
-        oids += [str(out["md5"]) for out in [*outs, *doc.get("outs", [])] if out.get("md5")]
+        oids += [
+            str(out["md5"])
+            for out in [*outs, *doc.get("outs", [])]
+            if out.get("md5") and out.get("path") not in uncached
+        ]
     return oids
 
 
