@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +280,11 @@ def build_image(
             "(debootstrap from the machine's apt mirror), or pass base=python:3.11-slim-bookworm"
         )
     build_dir = build_dir or default_build_dir()
-    context = prepare_context(build_dir / f"context-{variant}", variant, build_dir)
+    # One context per build: the build dir (and its wheels) is shared between processes, and two
+    # builds assembling the same folder at once trip over each other's files.
+    context = prepare_context(
+        build_dir / f"context-{variant}-{os.getpid()}-{threading.get_ident()}", variant, build_dir
+    )
     suffix = "" if variant == "serving" else f"-{variant}"
     image = f"{repository}{suffix}:{model_version}-{commit[:12]}"
     args = [
@@ -305,12 +310,15 @@ def build_image(
         # OCI-format images drop HEALTHCHECK: build the docker format. apt in the build needs
         # the host network (no bridge DNS for RUN here).
         args += ["--format", "docker", "--layers", "--network", "host"]
-    engine.run(
-        [*args, str(context)],
-        what=f"building {image} from {context}",
-        fix="read the build output above; a missing base needs deploy/container/setup.sh",
-        timeout=1800,
-    )
+    try:
+        engine.run(
+            [*args, str(context)],
+            what=f"building {image} from {context}",
+            fix="read the build output above; a missing base needs deploy/container/setup.sh",
+            timeout=1800,
+        )
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
     info = engine.inspect_image(image)
     labels = dict(info.get("Config", {}).get("Labels") or info.get("Labels") or {})
     return BuiltImage(
