@@ -241,6 +241,7 @@ def rehearse(root: Path | None = None, *, log: Callable[[str], None] = _say) -> 
     from pipelines.registry import champion_version
     from scoreloop.release.build import build_image
     from scoreloop.release.fetch import fetch
+    from scoreloop.release.resolve import sync_registry
     from scoreloop.release.rollout import rollout, teardown
     from scoreloop.release.service import free_port
 
@@ -314,9 +315,9 @@ def rehearse(root: Path | None = None, *, log: Callable[[str], None] = _say) -> 
                     raise ReleaseError(f"deploy.yml for the broken {tag3} succeeded")
                 served_after_rollback = _served(live.front_url)
             result = load.result()
-            check = root / "origin-check"
-            git(root, "clone", "--quiet", str(origin), str(check))
-            found = champion_version(settings.model_copy(update={"registry_repo": check}))
+            # What a fresh runner sees: a clone of the origin (tags only, newest checked out).
+            check = settings.model_copy(update={"registry_repo": root / "origin-check"})
+            found = champion_version(sync_registry(check))
             origin_champion = found[0] if found else None
             kinds = [json.loads(x)["kind"] for x in alerts_path(settings).read_text().splitlines()]
             rollbacks = 1 if "rolled back from" in (root / "act-broken.log").read_text() else 0
