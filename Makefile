@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps
+.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps venv cicd
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -28,6 +28,9 @@ $(ACTIONLINT):
 	touch $@
 
 setup: $(STAMP) $(ACTIONLINT)
+
+# Only the environment (no linters): what the deploy and retrain workflows need.
+venv: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/scoreloop demo
@@ -93,6 +96,12 @@ image: setup container
 	$(VENV)/bin/python -c 'import sys; from pathlib import Path; from scoreloop.release.build import build_image; \
 	snap = sys.argv[2]; image = build_image(Path(sys.argv[1]), Path(snap) if snap else None); \
 	print(f"{image.image} {image.size_mb} MB ({image.seconds} s, base {image.base})")' "$(BUNDLE)" "$(SNAPSHOTS)"
+
+# The whole CI/CD loop on this machine: champion deployed -> challenger promoted, tag pushed to a
+# local bare origin -> deploy.yml run by act -> new version serving under load -> a broken release
+# rolled back by itself. Ends with `cicd: ok deploys=N rollbacks=N failed_requests=N lead_time_s=`.
+cicd: setup container
+	$(VENV)/bin/python -m scoreloop.release.rehearsal
 
 clean:
 	rm -rf .scoreloop

@@ -155,6 +155,7 @@ def champion(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ign
             "decision_file": dg.MetadataValue.path(str(result.decision_file)),
             "reasons": bullet_list(result.decision.reasons),
             "card": dg.MetadataValue.md(result.card),
+            **({"registry_push": ref.push.describe()} if ref.push else {}),
         },
     )
 

@@ -45,7 +45,9 @@ class AlertDeliveryError(ScoreloopError, RuntimeError):
 class Alert:
     """One thing a person should look at."""
 
-    kind: str  # batch_refused | batch_failed | drift | performance_drop | stale | run_failure
+    # batch_refused | batch_failed | drift | performance_drop | stale | run_failure |
+    # registry_push | deploy_failed
+    kind: str
     severity: Severity
     title: str
     message: str

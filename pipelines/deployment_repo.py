@@ -153,6 +153,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             )
             if value
         },
+        **(
+            {"SCORELOOP_REGISTRY_REMOTE": settings.registry_remote}
+            if settings.registry_remote
+            else {}
+        ),
     }
 
 
@@ -391,6 +396,83 @@ def push(repo: Path) -> None:
         raise DeploymentRepoError(
             f"dvc push failed in {repo}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _uncached(repo: Path, commit: str, names: list[str]) -> set[str]:
+    """Paths dvc.yaml declares ``cache: false`` (kept in git, never in the DVC remote)."""
+    if "dvc.yaml" not in names:
+        return set()
+    doc = yaml.safe_load(git(repo, "show", f"{commit}:dvc.yaml")) or {}
+    found = set()
+    for stage in doc.get("stages", {}).values():
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key, []) or []:
+                if isinstance(entry, dict):
+                    found |= {p for p, opts in entry.items() if (opts or {}).get("cache") is False}
+    return found
+
+
+def _locked_outputs(repo: Path, commit: str) -> list[str]:
+    """md5s (``.dir`` ones included) of every cached DVC output recorded at ``commit``."""
+    names = git(repo, "ls-tree", "-r", "--name-only", commit).splitlines()
+    uncached = _uncached(repo, commit, names)
+    oids = []
+    for name in names:
+        if name != "dvc.lock" and not name.endswith(".dvc"):
+            continue
+        doc = yaml.safe_load(git(repo, "show", f"{commit}:{name}")) or {}
+        outs = [out for stage in doc.get("stages", {}).values() for out in stage.get("outs", [])]
+        oids += [
+            str(out["md5"])
+            for out in [*outs, *doc.get("outs", [])]
+            if out.get("md5") and out.get("path") not in uncached
+        ]
+    return oids
+
+
+def missing_from_remote(repo: Path, commit: str) -> list[str]:
+    """The DVC objects of ``commit``'s outputs (directory listings followed) not in the remote."""
+    from dvc.repo import Repo
+
+    missing = []
+    with no_analytics(), Repo(str(repo)) as dvc_repo:
+        odb = dvc_repo.cloud.get_remote_odb(None, "push")
+        for oid in _locked_outputs(repo, commit):
+            if not odb.exists(oid):
+                missing.append(oid)
+            elif oid.endswith(".dir"):
+                with odb.fs.open(odb.oid_to_path(oid), "r") as handle:
+                    entries = json.load(handle)
+                missing += [e["md5"] for e in entries if not odb.exists(str(e["md5"]))]
+    return missing
+
+
+def push_revision(repo: Path, commit: str) -> None:
+    """Make sure the DVC outputs of ``commit`` are in the DVC remote (``dvc push`` of that rev).
+
+    ``dvc push`` skips outputs missing from the local cache without failing, so the remote is
+    checked afterwards, object by object.
+
+    Raises:
+        DeploymentRepoError: some output of ``commit`` is neither in the remote nor in the local
+            cache (it can never be pulled), or the remote refused it.
+    """
+    from dvc.repo import Repo
+
+    try:
+        with no_analytics(), Repo(str(repo)) as dvc_repo:
+            dvc_repo.push(revs=[commit], workspace=False)
+        missing = missing_from_remote(repo, commit)
+    except Exception as exc:
+        raise DeploymentRepoError(
+            f"dvc push of commit {commit[:12]} from {repo} failed ({type(exc).__name__}: {exc})"
+        ) from exc
+    if missing:
+        raise DeploymentRepoError(
+            f"the artifacts of commit {commit[:12]} are not in the DVC remote and not in the "
+            f"cache of {repo} ({len(missing)} objects, e.g. {missing[0]}): `dvc push` them from "
+            "the machine that trained the model"
+        )
 
 
 def dvc_add(repo: Path, path: str) -> None:

@@ -9,17 +9,24 @@ from the previous one, so GTO's own ``gto show``/``gto which`` and :func:`resolv
 :func:`resolve_champion` is THE one way to find the champion. It materialises the champion's
 model directory locally (from the DVC cache or remote) so callers can ``load_bundle`` it.
 Rollback and the decisions log (``decisions/``: every gate, promotion and rollback) live here too.
+
+With ``SCORELOOP_REGISTRY_REMOTE`` (a git URL) every registration, promotion and rollback pushes
+its tags there (:func:`push_tags`), each only after the DVC outputs of the commit it names are in
+the DVC remote, so a tag whose artifacts cannot be pulled never reaches the remote. A failed push
+keeps the local change, is returned (``TagPush``), alerted, listed by :func:`unpushed_tags`
+(``scoreloop model list``) and retried by the next push (``scoreloop model push``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.alerts import Alert, alert_sinks, send_alert
 from pipelines.deployment_repo import (
     DECISIONS_DIR,
     DeploymentRepoError,
@@ -27,15 +34,44 @@ from pipelines.deployment_repo import (
     git,
     is_deployment_repo,
     locked,
+    push_revision,
 )
 from pipelines.errors import ScoreloopError
 from pipelines.settings import Settings, get_settings
 
 PROD_STAGE = "prod"
+#: The git remote of the deployment repo that ``SCORELOOP_REGISTRY_REMOTE`` is configured as.
+REMOTE_NAME = "origin"
 
 
 class RegistryError(ScoreloopError, RuntimeError):
     """The registry cannot answer or cannot do what was asked (message says why and how to fix)."""
+
+
+@dataclass(frozen=True)
+class TagPush:
+    """What a push of the registry's tags to ``SCORELOOP_REGISTRY_REMOTE`` did."""
+
+    remote: str | None
+    pushed: list[str] = field(default_factory=list)
+    #: tag -> why it was not pushed (it stays local, listed by :func:`unpushed_tags`).
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def describe(self) -> str:
+        """One line for a CLI or Dagster metadata."""
+        if self.remote is None:
+            return "no registry remote (SCORELOOP_REGISTRY_REMOTE unset): tags stay local"
+        if self.failed:
+            first = next(iter(self.failed.values()))
+            return (
+                f"NOT pushed to {self.remote}: {', '.join(self.failed)} ({first}); retry with "
+                "`scoreloop model push`"
+            )
+        return f"pushed to {self.remote}: {', '.join(self.pushed) or 'nothing new'}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,8 @@ class ChampionRef:
     name: str
     version: str
     model_dir: Path
+    #: The push of the tags this change made (None when nothing was pushed or asked).
+    push: TagPush | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +277,7 @@ def register_version(
         version=version or next_version(settings),
         message=message or None,
     )
+    push_tags(settings)
     for registered in list_versions(settings):
         if registered.commit == commit:
             return registered.version
@@ -277,7 +316,7 @@ def assign_champion(settings: Settings, version: str, *, message: str = "") -> C
     found = champion_version(settings)
     if found is None or found[0] != version:  # pragma: no cover - defensive
         raise RegistryError(f"assigning {PROD_STAGE} to {version} did not take effect in {repo}")
-    return ChampionRef(name=name, version=version, model_dir=model_dir)
+    return ChampionRef(name=name, version=version, model_dir=model_dir, push=push_tags(settings))
 
 
 def champion_history(settings: Settings) -> list[tuple[datetime, str, str]]:
@@ -328,6 +367,8 @@ def rollback(settings: Settings, *, reason: str = "") -> ChampionRef:
     ref = assign_champion(
         settings, previous, message=f"rollback from {found[0]}" + (f": {reason}" if reason else "")
     )
+    if ref.push is None:  # the champion was already `previous` (nothing new): push anything pending
+        ref = replace(ref, push=push_tags(settings))
     record_decision(
         settings,
         {
@@ -370,3 +411,119 @@ def decisions(settings: Settings) -> list[dict[str, Any]]:
     if not folder.is_dir():
         return []
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+# --- The registry remote ------------------------------------------------------------------------
+
+
+def _model_tags(repo: Path, name: str) -> list[tuple[str, str]]:
+    """(tag, peeled commit) of every GTO tag of ``name``, oldest first (creation order)."""
+    found = []
+    for prefix in (f"{name}@", f"{name}#"):
+        for line in _tag_lines(repo, prefix):
+            tag, stamp, peeled, obj = line.split("|")
+            found.append((int(stamp or 0), tag, peeled or obj))
+    return [(tag, commit) for _, tag, commit in sorted(found)]
+
+
+def _configure_remote(repo: Path, url: str) -> None:
+    current = git(repo, "remote", "get-url", REMOTE_NAME, check=False)
+    if current != url:
+        verb = "set-url" if current else "add"
+        git(repo, "remote", verb, REMOTE_NAME, url)
+
+
+def remote_tags(settings: Settings) -> dict[str, str]:
+    """Tag name -> object id of the tags in ``SCORELOOP_REGISTRY_REMOTE`` (empty when unset).
+
+    Raises:
+        RegistryError: the remote cannot be read (the message has git's reason).
+    """
+    url = settings.registry_remote
+    if not url:
+        return {}
+    repo = _require_registry(settings)
+    try:
+        out = git(repo, "ls-remote", "--tags", url)
+    except DeploymentRepoError as exc:
+        raise RegistryError(
+            f"cannot read the registry remote {url}: {exc}; check SCORELOOP_REGISTRY_REMOTE "
+            "and its credentials"
+        ) from exc
+    tags = {}
+    for line in out.splitlines():
+        obj, ref = line.split("\t", 1)
+        if not ref.endswith("^{}"):
+            tags[ref.removeprefix("refs/tags/")] = obj
+    return tags
+
+
+def unpushed_tags(settings: Settings | None = None) -> list[str]:
+    """The model's local tags missing from (or different in) the registry remote, oldest first."""
+    settings = settings or get_settings()
+    if not settings.registry_remote or not is_deployment_repo(settings.registry):
+        return []
+    remote = remote_tags(settings)
+    repo = settings.registry
+    pending = []
+    for tag, _ in _model_tags(repo, settings.model_name):
+        if remote.get(tag) != git(repo, "rev-parse", f"refs/tags/{tag}"):
+            pending.append(tag)
+    return pending
+
+
+def push_tags(settings: Settings | None = None) -> TagPush:
+    """Push every unpushed tag of the model to ``SCORELOOP_REGISTRY_REMOTE``, oldest first.
+
+    A tag is pushed (``git push <remote> refs/tags/<tag>``) only after the DVC outputs of its
+    commit are in the DVC remote. Not GTO's ``push=True``: it pushes through scmrepo/dulwich,
+    which writes a local remote directly, so the remote's hooks (its refusals) never run. What
+    could not be pushed stays local, is returned in ``failed`` and alerted; calling this again
+    retries it. Never raises for a failed push.
+    """
+    settings = settings or get_settings()
+    url = settings.registry_remote
+    if not url:
+        return TagPush(remote=None)
+    repo = _require_registry(settings)
+    result = TagPush(remote=url)
+    try:
+        _configure_remote(repo, url)
+        # Learn what others pushed (a deploy's rollback) first; a tag that differs here and
+        # there makes the fetch fail, and that is reported, never overwritten.
+        git(repo, "fetch", "--quiet", "--tags", REMOTE_NAME)
+        pending = unpushed_tags(settings)
+    except (RegistryError, DeploymentRepoError) as exc:
+        result.failed["*"] = str(exc)
+        pending = []
+    commits = dict(_model_tags(repo, settings.model_name))
+    artifacts_ok: dict[str, str | None] = {}
+    for tag in pending:
+        commit = commits[tag]
+        if commit not in artifacts_ok:
+            try:
+                push_revision(repo, commit)
+                artifacts_ok[commit] = None
+            except DeploymentRepoError as exc:
+                artifacts_ok[commit] = str(exc)
+        problem = artifacts_ok[commit]
+        if problem is None:
+            try:
+                git(repo, "push", "--quiet", REMOTE_NAME, f"refs/tags/{tag}:refs/tags/{tag}")
+                result.pushed.append(tag)
+                continue
+            except DeploymentRepoError as exc:
+                problem = f"the remote rejected it: {exc}"
+        result.failed[tag] = problem
+    if result.failed:
+        send_alert(
+            Alert(
+                kind="registry_push",
+                severity="error",
+                title=f"registry tags of {settings.model_name} not pushed to {url}",
+                message=result.describe(),
+                details={"failed": result.failed, "pushed": result.pushed},
+            ),
+            alert_sinks(settings),
+        )
+    return result

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     dvc_remote: str | None = None
     dagster_home: Path | None = None
     registry_repo: Path | None = None
+    #: A git URL the registry's GTO tags are pushed to (``SCORELOOP_REGISTRY_REMOTE``); unset: none.
+    registry_remote: str | None = None
     snapshot_dir: Path | None = None
     object_store: str | None = None
     snapshot_store_uri: str | None = None

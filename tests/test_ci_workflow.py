@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,81 @@ def test_ci_runs_make_test_on_push_and_pull_request() -> None:
     assert doc["permissions"] == {"contents": "read"}
     runs = [step.get("run", "") for job in doc["jobs"].values() for step in job["steps"]]
     assert any(run.startswith("make test") for run in runs)
+
+
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+DEPLOY = PROJECT_ROOT / ".github" / "workflows" / "deploy.yml"
+
+
+def test_zizmor_finds_nothing() -> None:
+    out = subprocess.run(
+        [
+            str(ZIZMOR),
+            "--offline",
+            "--format",
+            "plain",
+            str(PROJECT_ROOT / ".github" / "workflows"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_zizmor_catches_template_injection(tmp_path: Path) -> None:
+    bad = tmp_path / ".github" / "workflows"
+    bad.mkdir(parents=True)
+    (bad / "bad.yml").write_text(
+        "on: pull_request_target\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-24.04\n"
+        "    timeout-minutes: 1\n    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    out = subprocess.run(
+        [str(ZIZMOR), "--offline", str(bad)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode != 0 and "template-injection" in out.stdout
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job["steps"])
+
+
+def test_deploy_is_thin_and_rolls_back_by_itself() -> None:
+    doc = yaml.safe_load(DEPLOY.read_text())
+    triggers = doc.get("on", doc.get(True))
+    assert triggers["push"]["tags"] == ["*#prod#*"]
+    # one deploy per environment; a queued older promotion is replaced, a running one finishes
+    assert doc["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+    deploy, rollback = doc["jobs"]["deploy"], doc["jobs"]["rollback"]
+    runs = [step.get("run", "") for step in _steps(deploy)]
+    for command in ("resolve", "fetch", "build", "smoke", "rollout", "verify"):
+        assert any(f"scoreloop release {command} " in run for run in runs), command
+    github_only = [
+        s for s in _steps(deploy) if "docker" in s.get("run", "") or "kubectl" in s.get("run", "")
+    ]
+    assert github_only and all("!env.ACT" in s["if"] for s in github_only)
+    assert "failure()" in rollback["if"] and rollback["needs"] == "deploy"
+    assert any("scoreloop release rollback" in s.get("run", "") for s in _steps(rollback))
+
+
+def test_retrain_runs_the_dagster_job_on_a_schedule_and_by_hand() -> None:
+    doc = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "retrain.yml").read_text())
+    triggers = doc.get("on", doc.get(True))
+    assert {"schedule", "workflow_dispatch"} <= set(triggers)
+    runs = " ".join(s.get("run", "") for s in _steps(doc["jobs"]["retrain"]))
+    assert "dagster job execute -m assets.definitions -j retraining" in runs
+
+
+def test_metrics_comment_renders_every_model() -> None:
+    from scoreloop.release.metrics_md import render
+
+    text = render(
+        {
+            "models": {
+                "challenger": {"version": "v0.0.2", "overall": {"roc_auc": 0.81}},
+                "champion": {"version": "v0.0.1", "overall": {"roc_auc": 0.8}},
+            }
+        }
+    )
+    assert "| challenger | v0.0.2 | 0.81 |" in text and "| champion | v0.0.1 | 0.8 |" in text

@@ -12,6 +12,7 @@
 | ``serve`` | :mod:`scoreloop.cli.serve` |
 | ``maintain`` | :mod:`scoreloop.cli.maintain` |
 | ``demo``, ``ui`` | :mod:`scoreloop.cli.demo` |
+| ``release`` (the deploy steps) | :mod:`scoreloop.cli.release` |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from scoreloop.cli.demo import demo_command, ui_command
 from scoreloop.cli.explain import explain_command
 from scoreloop.cli.maintain import maintain_command
 from scoreloop.cli.monitor import monitor_command
+from scoreloop.cli.release import release_app
 from scoreloop.cli.scoring import rescore_command, score_command
 from scoreloop.cli.serve import serve_command
 
@@ -40,6 +42,7 @@ app.command("monitor")(monitor_command)
 app.command("explain")(explain_command)
 app.command("maintain")(maintain_command)
 model.register_commands(app)
+app.add_typer(release_app, name="release")
 
 
 def main() -> None:  # pragma: no cover - console entry point

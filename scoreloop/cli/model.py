@@ -1,7 +1,8 @@
 """CLI for retraining and the registry.
 
 ``scoreloop training-set | train | evaluate | gate`` run the steps in the deployment repo;
-``scoreloop model list | show | promote | rollback`` read and change the registry;
+``scoreloop model list | show | promote | rollback | push`` read and change the registry (with
+``SCORELOOP_REGISTRY_REMOTE`` set, every change pushes its GTO tags; ``push`` retries a failed one);
 ``scoreloop stage ...`` are the DVC stage bodies (dvc.yaml calls them inside the deployment repo).
 """
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.errors import ScoreloopError
-from pipelines.settings import get_settings
+from pipelines.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipelines.gate import GateDecision
@@ -44,6 +45,27 @@ def _reported() -> Iterator[None]:
         yield
     except ScoreloopError as exc:
         raise _fail(exc) from exc
+
+
+def _report_push(settings: Settings) -> None:
+    """After a registry change: say whether its tags reached the remote (exit stays 0 either way:
+    the local change stands; ``scoreloop model push`` retries)."""
+    from pipelines.registry import RegistryError, unpushed_tags
+
+    if not settings.registry_remote:
+        return
+    try:
+        pending = unpushed_tags(settings)
+    except RegistryError as exc:
+        console.print(f"[red]registry remote unreachable:[/red] {exc}")
+        return
+    if pending:
+        console.print(
+            f"[red]not pushed to {settings.registry_remote}:[/red] {', '.join(pending)}; "
+            "retry with `scoreloop model push`"
+        )
+    else:
+        console.print(f"tags pushed to {settings.registry_remote}")
 
 
 def _print_decision(decision: GateDecision) -> None:
@@ -74,7 +96,7 @@ def train_command() -> None:
     from pipelines.promote import train_all
 
     with _reported():
-        run = train_all(get_settings())
+        run = train_all(settings := get_settings())
     console.print(
         f"training set md5 {run.training_set.data_version} ({run.training_set.rows} rows)"
     )
@@ -84,6 +106,7 @@ def train_command() -> None:
     champion = run.promotion.champion
     if champion is not None:
         console.print(f"champion is now {champion.name} {champion.version}")
+    _report_push(settings)
 
 
 def _metrics_table(evaluation: dict[str, Any]) -> None:
@@ -124,6 +147,7 @@ def gate_command(
             console.print(
                 f"registered {result.version}; decision recorded in {result.decision_file}"
             )
+            _report_push(settings)
         else:
             decision = recorded_decision(settings)
     _print_decision(decision)
@@ -133,25 +157,55 @@ def gate_command(
 
 @model_app.command("list")
 def model_list() -> None:
-    """Registered versions, the champion, and the stage history."""
-    from pipelines.registry import champion_history, list_versions
+    """Registered versions, the champion, the stage history, and tags not yet pushed."""
+    from pipelines.registry import RegistryError, champion_history, list_versions, unpushed_tags
 
     settings = get_settings()
     versions = list_versions(settings)
     if not versions:
         console.print(f"no registered versions of {settings.model_name} in {settings.registry}")
         return
-    table = Table("version", "registered at", "commit", "stage")
+    try:
+        pending = set(unpushed_tags(settings))
+    except RegistryError as exc:
+        console.print(f"[red]registry remote unreachable:[/red] {exc}")
+        pending = set()
+    table = Table("version", "registered at", "commit", "stage", "remote")
+    name = settings.model_name
     for v in versions:
         table.add_row(
             v.version,
             v.registered_at.isoformat() if v.registered_at else "-",
             v.commit[:12],
             "[green]prod (champion)[/green]" if v.is_champion else "",
+            _remote_column(settings, f"{name}@{v.version}" in pending),
         )
     console.print(table)
     for when, version, event in champion_history(settings):
         console.print(f"  {when.isoformat()}  prod {event:10} {version}")
+    for tag in sorted(pending):
+        console.print(f"[red]unpushed[/red] {tag}")
+    if pending:
+        console.print("push them with `scoreloop model push`")
+
+
+def _remote_column(settings: Settings, unpushed: bool) -> str:
+    if not settings.registry_remote:
+        return "-"
+    return "[red]unpushed[/red]" if unpushed else "pushed"
+
+
+@model_app.command("push")
+def model_push() -> None:
+    """Push the registry's unpushed tags to SCORELOOP_REGISTRY_REMOTE (exit 1 if some fail)."""
+    from pipelines.registry import push_tags
+
+    settings = get_settings()
+    with _reported():
+        result = push_tags(settings)
+    console.print(result.describe())
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @model_app.command("show")
@@ -186,9 +240,11 @@ def model_promote(
     """Promote a version by hand: re-judged by the gate against today's champion unless forced."""
     from pipelines.promote import promote_version
 
+    settings = get_settings()
     with _reported():
-        result = promote_version(get_settings(), version, force=force, reason=reason)
+        result = promote_version(settings, version, force=force, reason=reason)
     _print_decision(result.decision)
+    _report_push(settings)
     if result.champion is None:
         raise typer.Exit(1)
     console.print(f"champion is now {result.champion.version}")
@@ -201,9 +257,11 @@ def model_rollback(
     """Put the previous champion back in prod (one command)."""
     from pipelines.registry import rollback
 
+    settings = get_settings()
     with _reported():
-        ref = rollback(get_settings(), reason=reason)
+        ref = rollback(settings, reason=reason)
     console.print(f"champion is now {ref.name} {ref.version} ({ref.model_dir})")
+    _report_push(settings)
 
 
 @stage_app.command("training-set")
