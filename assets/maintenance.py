@@ -1,10 +1,6 @@
 """Maintenance: a daily job (its schedule off until switched on) that runs
 ``pipelines.maintain.maintain`` (the same step as ``scoreloop maintain``)."""
 
-from __future__ import annotations
-
-from typing import Any
-
 import dagster as dg
 
 from assets.resources import RESOURCES, ScoreloopResource
@@ -12,7 +8,7 @@ from pipelines.maintain import maintain
 
 
 @dg.op
-def maintain_state(context: dg.OpExecutionContext, scoreloop: ScoreloopResource) -> Any:
+def maintain_state(context: dg.OpExecutionContext, scoreloop: ScoreloopResource) -> dg.Output[None]:
     """Vacuum old Delta files (keeping pinned versions), drop killed writes' leftovers."""
     report = maintain(scoreloop.settings())
     for item in report.removed:

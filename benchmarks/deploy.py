@@ -60,9 +60,9 @@ def main() -> None:
     from scoreloop.release.build import build_image
     from scoreloop.release.load import LookupLoad
     from scoreloop.release.rollout import rollout, teardown
-    from scoreloop.release.service import free_port
     from scoreloop.release.smoke import smoke_test
     from scoreloop.release.verify import verify
+    from scoreloop.serve_process import free_port
 
     root = Path(tempfile.mkdtemp(prefix="scoreloop-bench-deploy-", dir="/var/tmp"))
     root.chmod(0o755)

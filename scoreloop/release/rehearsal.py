@@ -243,7 +243,7 @@ def rehearse(root: Path | None = None, *, log: Callable[[str], None] = _say) -> 
     from scoreloop.release.fetch import fetch
     from scoreloop.release.resolve import sync_registry
     from scoreloop.release.rollout import rollout, teardown
-    from scoreloop.release.service import free_port
+    from scoreloop.serve_process import free_port
 
     root = root or Path(tempfile.mkdtemp(prefix="scoreloop-cicd-", dir="/var/tmp"))
     root.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import stat
 import time
 from dataclasses import dataclass
@@ -14,17 +13,11 @@ import httpx
 
 from scoreloop.release.engine import Engine
 from scoreloop.release.errors import ReleaseError
+from scoreloop.serve_process import free_port
 
 #: The image's user (serving/Dockerfile); mounted snapshots must be readable by it.
 IMAGE_UID = 10001
 CONTAINER_PORT = 8000
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def check_readable(snapshot_dir: Path) -> None:

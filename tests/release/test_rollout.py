@@ -16,9 +16,9 @@ from scoreloop.release.front import front_pid
 from scoreloop.release.load import LookupLoad
 from scoreloop.release.rollback import rollback
 from scoreloop.release.rollout import rollout, teardown
-from scoreloop.release.service import free_port
 from scoreloop.release.state import load_state
 from scoreloop.release.verify import verify
+from scoreloop.serve_process import free_port
 
 pytestmark = pytest.mark.slow
 Release = tuple[Path, Path, pl.DataFrame]
