@@ -29,7 +29,7 @@ import polars as pl
 from pipelines.crash_points import crash_point
 from pipelines.errors import ScoreloopError
 from pipelines.spec import DatasetSpec
-from pipelines.tables import read_table, table_exists, table_uri, write_batch
+from pipelines.tables import read_table, scan_table, table_exists, table_uri, write_batch
 from pipelines.validate import (
     QUARANTINE_SCHEMA,
     BatchReadError,
@@ -368,7 +368,7 @@ def _ids_in_other_batches(
         return 0
     id_name = spec.id.name
     others = (
-        pl.scan_delta(uri)
+        scan_table(uri)
         .filter(pl.col("batch_id") != batch_id)
         .select(pl.col(id_name))
         .join(valid.lazy().select(pl.col(id_name)), on=id_name, how="semi")

@@ -22,11 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltalake import DeltaTable
-
 from pipelines.deployment_repo import SELECTION_FILE, git, is_deployment_repo
 from pipelines.ingest import LABELS, VALIDATED
 from pipelines.settings import Settings
+from pipelines.tables import open_table
 from pipelines.training_set import Selection
 
 #: Delta files a table no longer uses are kept this long by default (Delta's own default).
@@ -92,7 +91,7 @@ def _size(path: Path) -> int:
 def _vacuum(
     table: Path, retention_hours: int, keep: list[int], dry_run: bool, report: MaintenanceReport
 ) -> None:
-    delta = DeltaTable(str(table))
+    delta = open_table(str(table))
     current = int(delta.version())
     keep = [v for v in keep if v <= current]
 
@@ -118,7 +117,7 @@ def _vacuum(
 
 
 def _empty_parts(table: Path, dry_run: bool, report: MaintenanceReport) -> None:
-    referenced = set(DeltaTable(str(table)).file_uris())
+    referenced = set(open_table(str(table)).file_uris())
     for part in table.rglob("*.parquet"):
         if "_delta_log" in part.parts or _size(part) != 0 or part.is_dir():
             continue

@@ -458,7 +458,7 @@ def latest_scores(
     batches = sorted(accepted_data_versions(settings)) if batches is None else batches
     spec = load_spec(settings.spec_path)
     records = (
-        pl.scan_delta(table_uri(settings.tables, VALIDATED))
+        scan_table(table_uri(settings.tables, VALIDATED))
         .filter(pl.col("batch_id").is_in(batches))
         .select(
             pl.col(spec.id.name).alias("entity_id"),

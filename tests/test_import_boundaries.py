@@ -182,3 +182,35 @@ def test_package_imports_stay_inside_their_boundary(package: str, banned: tuple[
     count, loaded = out.stdout.splitlines()
     assert int(count) >= 5, f"only {count} modules of {package} found"
     assert loaded == "", f"importing every {package} module loads {loaded}"
+
+
+DELTA_CALLS = ("scan_delta", "read_delta", "DeltaTable", "write_deltalake")
+
+
+def _delta_calls(source: str) -> list[int]:
+    """Lines of ``source`` that open a Delta table with delta-rs or polars directly."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in DELTA_CALLS:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_delta_tables_are_opened_only_through_pipelines_tables() -> None:
+    """A raw ``pl.scan_delta(uri)`` skips the object store's credentials and endpoint: on an
+    s3:// root it goes to AWS (this broke ingest on S3 once). ``pipelines.tables`` is the one door."""
+    problems = []
+    for package in ("pipelines", "assets", "scoreloop", "serving"):
+        for module, path in _modules(package).items():
+            if module == "pipelines.tables":
+                continue
+            for line in _delta_calls(path.read_text()):
+                problems.append(f"{path.relative_to(ROOT)}:{line}")
+    assert problems == []
+
+
+def test_the_delta_check_sees_a_raw_scan() -> None:
+    assert _delta_calls("import polars as pl\npl.scan_delta('s3://b/t').collect()\n") == [2]
