@@ -29,15 +29,22 @@ import polars as pl
 from pipelines.crash_points import crash_point
 from pipelines.errors import ScoreloopError
 from pipelines.spec import DatasetSpec
-from pipelines.tables import read_table, scan_table, table_exists, table_uri, write_batch
+from pipelines.tables import (
+    read_table,
+    scan_table,
+    table_exists,
+    table_uri,
+    write_batch,
+    write_batch_stream,
+)
 from pipelines.validate import (
+    CHUNK_ROWS,
     QUARANTINE_SCHEMA,
     BatchReadError,
     Kind,
     ValidationResult,
     file_version,
-    read_batch_file,
-    validate_batch,
+    validate_file,
 )
 
 log = logging.getLogger(__name__)
@@ -285,21 +292,13 @@ def _ingest_unit(
 ) -> IngestResult:
     now = datetime.now(UTC)
     try:
-        raw = read_batch_file(path, spec, kind)
         version = file_version(path)
-        result = validate_batch(
-            raw,
-            spec,
-            batch_id=batch_id,
-            source_file=str(path),
-            max_reject_rate=max_reject_rate,
-            kind=kind,
-            now=now,
+        result = validate_file(
+            path, spec, batch_id=batch_id, max_reject_rate=max_reject_rate, kind=kind, now=now
         )
     except BatchReadError as exc:
         _log(table_root, kind, batch_id, path, now, error=str(exc))
         raise
-    del raw
     crash_point("ingest:validated")
     good = _last_good(table_root, kind, batch_id)
     if result.status != "accepted" and good is not None:
@@ -312,9 +311,24 @@ def _ingest_unit(
             table_root, kind, batch_id, path, now, data_version=version, result=result, error=error
         )
         return IngestResult(path, kind, batch_id, version, result, kept=kept)
+    with result:
+        return _commit(table_root, spec, path, kind, batch_id, version, result, now)
+
+
+def _commit(
+    table_root: str,
+    spec: DatasetSpec,
+    path: Path,
+    kind: Kind,
+    batch_id: str,
+    version: str,
+    result: ValidationResult,
+    now: datetime,
+) -> IngestResult:
+    """Quarantine, then the valid rows (streamed from validation's spill), then the log."""
     target = VALIDATED if kind == "records" else LABELS
     schema = validated_schema(spec) if kind == "records" else labels_schema(spec)
-    valid = result.valid.with_columns(
+    valid = result.valid_rows.with_columns(
         pl.lit(batch_id).alias("batch_id"),
         pl.lit(version).alias("data_version"),
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
@@ -330,7 +344,13 @@ def _ingest_unit(
             quarantine_uri, result.quarantine, batch_id, QUARANTINE_SCHEMA, table=QUARANTINE
         )
         crash_point("ingest:quarantine-committed")
-        write_batch(table_uri(table_root, target), valid, batch_id, schema, table=target)
+        write_batch_stream(
+            table_uri(table_root, target),
+            lambda: valid.collect_batches(chunk_size=CHUNK_ROWS),
+            batch_id,
+            schema,
+            table=target,
+        )
         crash_point("ingest:table-committed")
         _log(table_root, kind, batch_id, path, now, data_version=version, result=result)
     except ScoreloopError:
@@ -360,18 +380,18 @@ def _ingest_unit(
 
 
 def _ids_in_other_batches(
-    table_root: str, spec: DatasetSpec, valid: pl.DataFrame, batch_id: str
+    table_root: str, spec: DatasetSpec, valid: pl.LazyFrame, batch_id: str
 ) -> int:
     """How many ids of ``valid`` the validated table already holds under another batch id."""
     uri = table_uri(table_root, VALIDATED)
-    if valid.is_empty() or not table_exists(uri):
+    if not table_exists(uri):
         return 0
     id_name = spec.id.name
     others = (
         scan_table(uri)
         .filter(pl.col("batch_id") != batch_id)
         .select(pl.col(id_name))
-        .join(valid.lazy().select(pl.col(id_name)), on=id_name, how="semi")
+        .join(valid.select(pl.col(id_name)), on=id_name, how="semi")
         .unique()
         .select(pl.len())
         .collect()

@@ -216,7 +216,7 @@ def ingest_report(result: IngestResult, table_root: str) -> dict[str, Any]:
         "max_reject_rate": v.max_reject_rate,
         "top_reasons": markdown_table(v.top_reasons()),
         "ignored_columns": ", ".join(v.ignored_columns) or "none",
-        "schema": {name: str(dtype) for name, dtype in v.valid.schema.items()},
+        "schema": {name: str(dtype) for name, dtype in v.valid_rows.collect_schema().items()},
         "table_uri": table_uri(table_root, target),
         "table_version": table_version(table_uri(table_root, target)),
         "quarantine_uri": table_uri(table_root, quarantine),

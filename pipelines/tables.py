@@ -171,6 +171,31 @@ def write_batch(
     return retry_commit(commit, table=table)
 
 
+def write_batch_stream(
+    uri: str,
+    frames: Callable[[], Iterable[pl.DataFrame]],
+    batch_id: str,
+    schema: Mapping[str, pl.DataType],
+    *,
+    table: str,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """:func:`write_batch` for a batch streamed in chunks (``frames()`` starts the stream again
+    on each attempt): partition ``batch_id`` replaced in one commit, commit conflicts retried,
+    an empty stream removes the partition's rows. Memory holds one chunk, not the batch."""
+    return retry_commit(
+        lambda: write_partition_stream(
+            uri,
+            frames(),
+            {BATCH_COLUMN: batch_id},
+            schema,
+            table=table,
+            storage_options=storage_options,
+        ),
+        table=table,
+    )
+
+
 def write_partition_stream(
     uri: str,
     frames: Iterable[pl.DataFrame],

@@ -9,7 +9,9 @@ all of its rows are quarantined (nothing is lost, nothing downstream uses it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,11 @@ MAX_STRING_LENGTH = 256
 MAX_REASON_VALUE = 200
 
 ROW_COLUMN = "__row"
+#: Rows read and checked at a time by :func:`validate_file`: memory holds one chunk as text plus
+#: the typed rows that pass, never the whole file as text.
+CHUNK_ROWS = 200_000
+#: pandera's name for a failed ``unique=True`` column check (an id delivered twice in a batch).
+UNIQUENESS_CHECK = "field_uniqueness"
 REASON_DTYPE = pl.Struct({"column": pl.String, "check": pl.String, "value": pl.String})
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "batch_id": pl.String(),
@@ -69,11 +76,17 @@ def expected_schema(spec: DatasetSpec, kind: Kind) -> dict[str, pl.DataType]:
     return spec.record_schema if kind == "records" else spec.label_schema
 
 
-def read_batch_file(path: Path, spec: DatasetSpec, kind: Kind = "records") -> pl.DataFrame:
-    """Read a landed parquet or CSV file, keeping the columns the spec knows, in spec order.
+def _read_error(path: Path, exc: Exception) -> BatchReadError:
+    kind_of = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "CSV"
+    return BatchReadError(path, f"cannot be read as {kind_of} ({type(exc).__name__}: {exc})")
 
-    CSV is read as text so that a bad value fails one row (in validation), not the whole file.
-    Raises :class:`BatchReadError` naming the file and the cause when it cannot be read at all.
+
+def scan_batch_file(path: Path, spec: DatasetSpec, kind: Kind = "records") -> pl.LazyFrame:
+    """A landed parquet or CSV file as a LazyFrame, checked to hold the columns the spec requires.
+
+    CSV is read as text so that a bad value fails one row (in validation), not the whole file,
+    with the reading the spec records (trimmed values, its missing markers as null). Raises
+    :class:`BatchReadError` naming the file and the cause when it cannot be read at all.
     """
     path = Path(path)
     if not path.exists():
@@ -83,30 +96,58 @@ def read_batch_file(path: Path, spec: DatasetSpec, kind: Kind = "records") -> pl
     suffix = path.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
-            df = pl.read_parquet(path)
+            lf = pl.scan_parquet(path)
         elif suffix == ".csv":
-            df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+            lf = pl.scan_csv(path, infer_schema=False, encoding="utf8")
             if spec.source is not None:
-                # the reading the spec records (trimmed values, its missing markers as null)
-                df = clean_text(df.lazy(), spec.source).collect()
+                lf = clean_text(lf, spec.source)
         else:
             raise BatchReadError(path, f"unsupported format {suffix!r} (use .parquet or .csv)")
+        columns = lf.collect_schema().names()
     except BatchReadError:
         raise
     except Exception as exc:  # polars raises several types for corrupt input; name the cause
-        kind_of = "parquet" if suffix in {".parquet", ".pq"} else "CSV"
-        raise BatchReadError(
-            path, f"cannot be read as {kind_of} ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise _read_error(path, exc) from exc
     expected = expected_schema(spec, kind)
-    missing = [c for c in expected if c not in df.columns]
+    missing = [c for c in expected if c not in columns]
     if missing:
+        try:  # a file in another encoding misreads its header: say that, not "missing columns"
+            lf.head(CHUNK_ROWS).collect()
+        except Exception as exc:
+            raise _read_error(path, exc) from exc
         raise BatchReadError(
             path, f"missing column(s) {missing}; the spec {spec.name!r} requires {list(expected)}"
         )
+    return lf
+
+
+def _no_rows(path: Path) -> BatchReadError:
+    return BatchReadError(path, "file has a header but no rows")
+
+
+def read_batch_file(path: Path, spec: DatasetSpec, kind: Kind = "records") -> pl.DataFrame:
+    """Read a landed file whole (:func:`scan_batch_file`'s reading); :func:`validate_file` reads
+    it in chunks instead."""
+    path = Path(path)
+    lf = scan_batch_file(path, spec, kind)
+    try:
+        df = lf.collect()
+    except Exception as exc:
+        raise _read_error(path, exc) from exc
     if df.height == 0:
-        raise BatchReadError(path, "file has a header but no rows")
+        raise _no_rows(path)
     return df
+
+
+def _file_chunks(path: Path, lf: pl.LazyFrame, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    try:
+        for chunk in lf.collect_batches(chunk_size=chunk_rows):
+            if chunk.height:
+                yield chunk
+    except BatchReadError:
+        raise
+    except Exception as exc:  # a value or a line the reader cannot take, far down the file
+        raise _read_error(path, exc) from exc
 
 
 @dataclass
@@ -117,12 +158,21 @@ class ValidationResult:
     kind: Kind
     source_file: str
     status: Status
-    valid: pl.DataFrame
+    #: The rows that pass, typed as the spec declares (none when the batch is refused): a frame in
+    #: memory, or for :func:`validate_file` a scan of the typed chunks it spilled to local disk
+    #: (stream them with ``collect_batches``; :meth:`close` removes the spill).
+    valid_rows: pl.LazyFrame
     quarantine: pl.DataFrame
     rows: int
     rejected: int
     max_reject_rate: float
     ignored_columns: list[str] = field(default_factory=list)
+    spill: Path | None = None
+
+    @property
+    def valid(self) -> pl.DataFrame:
+        """The valid rows in memory (small batches, tests; ingest streams :attr:`valid_rows`)."""
+        return self.valid_rows.collect()
 
     @property
     def reject_rate(self) -> float:
@@ -130,7 +180,21 @@ class ValidationResult:
 
     @property
     def accepted(self) -> int:
-        return self.valid.height
+        return 0 if self.status == "refused" else self.rows - self.rejected
+
+    def close(self) -> None:
+        """Remove the spilled chunks (after the valid rows are written): :attr:`valid_rows` keeps
+        their schema only, the rows are in the table by then."""
+        if self.spill is not None:
+            self.valid_rows = pl.LazyFrame(schema=self.valid_rows.collect_schema())
+            shutil.rmtree(self.spill, ignore_errors=True)
+            self.spill = None
+
+    def __enter__(self) -> ValidationResult:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def top_reasons(self, k: int = 10) -> pl.DataFrame:
         """Most frequent (column, check) reasons with a sample offending value."""
@@ -404,27 +468,82 @@ def validate_batch(
     kind: Kind = "records",
     now: datetime | None = None,
 ) -> ValidationResult:
-    """Validate a batch read by :func:`read_batch_file`; split it into valid rows and quarantine."""
-    expected = expected_schema(spec, kind)
-    missing = [c for c in expected if c not in df.columns]
-    if missing:
-        raise BatchReadError(
-            Path(source_file),
-            f"missing column(s) {missing}; the spec {spec.name!r} requires {list(expected)}",
-        )
-    ignored = [c for c in df.columns if c not in expected]
-    numbered = (
-        df.select(*expected)
-        .with_row_index(ROW_COLUMN, offset=1)
-        .with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
+    """Validate a batch held as one frame (a request's records, a file read whole)."""
+    return _validate_chunks(
+        lambda: iter([df]),
+        spec,
+        batch_id=batch_id,
+        source_file=source_file,
+        max_reject_rate=max_reject_rate,
+        kind=kind,
+        now=now,
     )
+
+
+def validate_file(
+    path: Path,
+    spec: DatasetSpec,
+    *,
+    batch_id: str,
+    max_reject_rate: float,
+    kind: Kind = "records",
+    now: datetime | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ValidationResult:
+    """Validate a landed file ``chunk_rows`` rows at a time: the same outcome as validating it
+    whole (row numbers, every reason, ids duplicated across chunks, the batch's reject rate),
+    while memory holds one chunk as text plus the typed rows that pass, never the file as text.
+
+    Raises :class:`BatchReadError` when the file cannot be read (:func:`scan_batch_file`).
+    """
+    path = Path(path)
+    lf = scan_batch_file(path, spec, kind)
+    spill = Path(tempfile.mkdtemp(prefix="scoreloop-validate-"))
+    try:
+        result = _validate_chunks(
+            lambda: _file_chunks(path, lf, chunk_rows),
+            spec,
+            batch_id=batch_id,
+            source_file=str(path),
+            max_reject_rate=max_reject_rate,
+            kind=kind,
+            now=now,
+            spill=spill,
+        )
+    except BaseException:
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
+    if result.rows == 0:
+        result.close()
+        raise _no_rows(path)
+    return result
+
+
+def _check_chunk(
+    numbered: pl.DataFrame,
+    expected: dict[str, pl.DataType],
+    rules: Sequence[_ColumnRules],
+    schema: pa.DataFrameSchema,
+    source_file: str,
+    *,
+    first: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The typed chunk and its failures, one (row, reason) per failure.
+
+    pandera runs on the first chunk of a batch (its frame-level checks: columns and types, the
+    same for every chunk, since coercion produces them) and on every chunk with suspect rows; a
+    later chunk without suspects has no row that could fail (the pre-pass covers every check,
+    ``test_the_pre_pass_loses_no_failure_pandera_finds``), so pandera's fixed cost is skipped."""
     coerced, dtype_reasons = _coerce(numbered, expected, source_file)
     # pandera reports every failure, but costs a pass (and a collect) per check. One fused polars
     # pass over the same checks picks the rows that can fail; pandera then checks those rows
     # (and the whole frame's schema: columns and types are the same on the subset), so every
     # failure case is still pandera's, found at about the cost of one polars pass.
-    suspects = _suspects(coerced, _rules(spec, kind))
-    schema_reasons = _schema_failures(suspects, build_schema(spec, kind))
+    suspects = _suspects(coerced, rules)
+    if first or suspects.height:
+        schema_reasons = _schema_failures(suspects, schema)
+    else:
+        schema_reasons = pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
     # A value that failed to convert is null after coercion; its not-null failure is the same fault.
     flagged = dtype_reasons.select(
         ROW_COLUMN, pl.col("reason").struct.field("column").alias("__column")
@@ -438,12 +557,108 @@ def validate_batch(
     reasons = pl.concat([dtype_reasons, schema_reasons]).with_columns(
         pl.col("reason").struct.with_fields(_clip(pl.field("value")).alias("value"))
     )
-    per_row = reasons.group_by(ROW_COLUMN, maintain_order=True).agg(
-        pl.col("reason").alias("reasons")
+    return coerced, reasons
+
+
+def _duplicates_across_chunks(
+    ids: list[pl.DataFrame], reasons: pl.DataFrame, id_name: str
+) -> pl.DataFrame:
+    """Uniqueness failures pandera could not see: copies of an id that fell in different chunks
+    (copies within one chunk are pandera's already), as pandera words them."""
+    if len(ids) < 2:
+        return reasons.clear()
+    every = pl.concat(ids)
+    copies = every.filter(pl.col(id_name).is_not_null() & pl.col(id_name).is_duplicated())
+    seen = reasons.filter(
+        (pl.col("reason").struct.field("column") == id_name)
+        & (pl.col("reason").struct.field("check") == UNIQUENESS_CHECK)
+    ).select(ROW_COLUMN)
+    return (
+        copies.join(seen, on=ROW_COLUMN, how="anti")
+        .select(
+            pl.col(ROW_COLUMN),
+            pl.struct(
+                pl.lit(id_name).alias("column"),
+                pl.lit(UNIQUENESS_CHECK).alias("check"),
+                pl.col(id_name).cast(pl.String).alias("value"),
+            ).alias("reason"),
+        )
+        .cast({"reason": REASON_DTYPE})
     )
+
+
+def _validate_chunks(
+    chunks: Callable[[], Iterator[pl.DataFrame]],
+    spec: DatasetSpec,
+    *,
+    batch_id: str,
+    source_file: str,
+    max_reject_rate: float,
+    kind: Kind,
+    now: datetime | None,
+    spill: Path | None = None,
+) -> ValidationResult:
+    """Validate a batch delivered as chunks (``chunks()`` starts them again from the first; it is
+    called a second time only to rebuild quarantine when it needs rows no longer held: a refused
+    batch, or copies of an id found in different chunks). With ``spill``, each chunk's typed rows
+    are written there as parquet instead of being held, so memory stays one chunk's worth."""
+    expected = expected_schema(spec, kind)
+    rules = _rules(spec, kind)
+    schema = build_schema(spec, kind)
+    stamp = now or datetime.now(UTC)
+    id_name = spec.id.name
+    typed: list[pl.LazyFrame] = []
+    found: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []
+    ids: list[pl.DataFrame] = []
+    ignored: list[str] | None = None
+    rows = 0
+
+    def numbered(chunk: pl.DataFrame, offset: int) -> pl.DataFrame:
+        return (
+            chunk.select(*expected)
+            .with_row_index(ROW_COLUMN, offset=offset + 1)
+            .with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
+        )
+
+    def quarantine_of(text: pl.DataFrame, per_row: pl.DataFrame) -> pl.DataFrame:
+        return _quarantine(text, per_row, expected, batch_id, kind, source_file, id_name, stamp)
+
+    for chunk in chunks():
+        if ignored is None:
+            missing = [c for c in expected if c not in chunk.columns]
+            if missing:
+                raise BatchReadError(
+                    Path(source_file),
+                    f"missing column(s) {missing}; the spec {spec.name!r} requires "
+                    f"{list(expected)}",
+                )
+            ignored = [c for c in chunk.columns if c not in expected]
+        text = numbered(chunk, rows)
+        rows += text.height
+        del chunk
+        coerced, reasons = _check_chunk(text, expected, rules, schema, source_file, first=not typed)
+        if spill is None:
+            typed.append(coerced.lazy())
+        else:
+            part = spill / f"part-{len(typed):06d}.parquet"
+            coerced.write_parquet(part, compression="lz4", statistics=False)
+            typed.append(pl.scan_parquet(part))
+        found.append(reasons)
+        parts.append(quarantine_of(text, _per_row(reasons)))
+        if kind == "records":
+            ids.append(coerced.select(ROW_COLUMN, id_name))
+        del text
+    reasons = (
+        pl.concat(found)
+        if found
+        else pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
+    )
+    across = _duplicates_across_chunks(ids, reasons, id_name)
+    per_row = _per_row(pl.concat([reasons, across]))
     rejected_rows = per_row[ROW_COLUMN]
     rejected = rejected_rows.len()
-    rate = rejected / numbered.height if numbered.height else 0.0
+    rate = rejected / rows if rows else 0.0
     status: Status = "refused" if rate > max_reject_rate else "accepted"
     if status == "refused":
         refusal = {
@@ -451,18 +666,66 @@ def validate_batch(
             "check": "batch_refused",
             "value": f"reject rate {rate:.4f} > max_reject_rate {max_reject_rate}",
         }
-        everyone = numbered.select(ROW_COLUMN).join(per_row, on=ROW_COLUMN, how="left")
-        per_row = everyone.with_columns(
-            pl.col("reasons").fill_null(pl.lit([refusal], dtype=pl.List(REASON_DTYPE)))
-        )
-    stamp = now or datetime.now(UTC)
-    bad = numbered.join(per_row, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
-    quarantine = bad.select(
+        filled = pl.lit([refusal], dtype=pl.List(REASON_DTYPE))
+    if status == "refused" or across.height:
+        # quarantine needs the text of rows no chunk kept: read the chunks again
+        parts, offset = [], 0
+        for chunk in chunks():
+            text = numbered(chunk, offset)
+            offset += text.height
+            mine = per_row
+            if status == "refused":
+                mine = (
+                    text.select(ROW_COLUMN)
+                    .join(per_row, on=ROW_COLUMN, how="left")
+                    .with_columns(pl.col("reasons").fill_null(filled))
+                )
+            parts.append(quarantine_of(text, mine))
+    quarantine = pl.concat(parts) if parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    if status == "refused" or not typed:
+        # a schema, not a scan: nothing to read (the spill may be gone by then)
+        valid = pl.LazyFrame(schema=typed[0].collect_schema() if typed else expected)
+    else:
+        gone = rejected_rows.implode()
+        valid = pl.concat(typed).filter(~pl.col(ROW_COLUMN).is_in(gone))
+    return ValidationResult(
+        batch_id=batch_id,
+        kind=kind,
+        source_file=source_file,
+        status=status,
+        valid_rows=valid.drop(ROW_COLUMN, strict=False),
+        quarantine=quarantine,
+        rows=rows,
+        rejected=rejected,
+        max_reject_rate=max_reject_rate,
+        ignored_columns=ignored or [],
+        spill=spill,
+    )
+
+
+def _per_row(reasons: pl.DataFrame) -> pl.DataFrame:
+    """One row per failing row, its reasons in the order they were found."""
+    return reasons.group_by(ROW_COLUMN, maintain_order=True).agg(pl.col("reason").alias("reasons"))
+
+
+def _quarantine(
+    text: pl.DataFrame,
+    per_row: pl.DataFrame,
+    expected: dict[str, pl.DataType],
+    batch_id: str,
+    kind: Kind,
+    source_file: str,
+    id_name: str,
+    stamp: datetime,
+) -> pl.DataFrame:
+    """Quarantine rows of ``text`` (a chunk as delivered) that ``per_row`` gives reasons for."""
+    bad = text.join(per_row, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
+    return bad.select(
         pl.lit(batch_id).alias("batch_id"),
         pl.lit(kind).alias("kind"),
         pl.lit(source_file).alias("source_file"),
         pl.col(ROW_COLUMN).alias("row"),
-        pl.col(spec.id.name).cast(pl.String).alias("entity_id"),
+        pl.col(id_name).cast(pl.String).alias("entity_id"),
         pl.col("reasons"),
         pl.struct(
             *(
@@ -473,22 +736,6 @@ def validate_batch(
         .struct.json_encode()
         .alias("record"),
         pl.lit(stamp).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
-    )
-    if status == "refused":
-        valid = coerced.clear().drop(ROW_COLUMN)
-    else:
-        valid = coerced.filter(~pl.col(ROW_COLUMN).is_in(rejected_rows.implode())).drop(ROW_COLUMN)
-    return ValidationResult(
-        batch_id=batch_id,
-        kind=kind,
-        source_file=source_file,
-        status=status,
-        valid=valid,
-        quarantine=quarantine,
-        rows=numbered.height,
-        rejected=rejected,
-        max_reject_rate=max_reject_rate,
-        ignored_columns=ignored,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +21,7 @@ from pipelines.validate import (
     file_version,
     read_batch_file,
     validate_batch,
+    validate_file,
 )
 
 
@@ -334,3 +336,73 @@ def test_the_pre_pass_loses_no_label_failure(spec: DatasetSpec) -> None:
     expected = _pandera_on_every_row(labels, spec, "labels")
     assert {r for r, *_ in expected} == {2, 3, 4, 5}
     assert _reported(result) == expected
+
+
+def _compare_whole_and_chunked(path: Path, spec: DatasetSpec, rate: float) -> ValidationResult:
+    """``validate_file`` in chunks of 7 rows gives exactly what validating the file whole does."""
+    whole = validate_batch(
+        read_batch_file(path, spec),
+        spec,
+        batch_id="2016-01",
+        source_file=str(path),
+        max_reject_rate=rate,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    with validate_file(
+        path,
+        spec,
+        batch_id="2016-01",
+        max_reject_rate=rate,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        chunk_rows=7,
+    ) as chunked:
+        assert chunked.spill is not None and len(list(chunked.spill.glob("*.parquet"))) > 20
+        assert (chunked.status, chunked.rows, chunked.rejected, chunked.accepted) == (
+            whole.status,
+            whole.rows,
+            whole.rejected,
+            whole.accepted,
+        )
+        assert chunked.quarantine.equals(whole.quarantine)
+        assert chunked.valid.equals(whole.valid)
+        spill = chunked.spill
+    assert not spill.exists()  # closed: the spilled chunks are gone, the schema stays
+    assert chunked.valid.is_empty() and chunked.valid.schema == whole.valid.schema
+    return chunked
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_file_validated_in_chunks_matches_the_whole_file(
+    batch: pl.DataFrame, spec: DatasetSpec, tmp_path: Path, suffix: str
+) -> None:
+    ids = batch["id"].to_list()
+    bad = batch.with_columns(
+        # row 3: out of range; row 50: bad category; rows 2 and 150 (different chunks) and rows
+        # 60 and 61 (the same chunk) share an id
+        pl.when(pl.int_range(pl.len()) == 2).then(500.0).otherwise(pl.col("AGEP")).alias("AGEP"),
+        pl.when(pl.int_range(pl.len()) == 49).then(pl.lit("99")).otherwise("SCHL").alias("SCHL"),
+        pl.when(pl.int_range(pl.len()) == 149)
+        .then(ids[1])
+        .when(pl.int_range(pl.len()) == 60)
+        .then(ids[59])
+        .otherwise("id")
+        .alias("id"),
+    )
+    path = tmp_path / f"batch_2016-01.{suffix}"
+    bad.write_csv(path) if suffix == "csv" else bad.write_parquet(path)
+    result = _compare_whole_and_chunked(path, spec, rate=0.5)
+    assert result.rejected == 6
+    assert reasons_of(result, 2) == reasons_of(result, 150) == {("id", "field_uniqueness")}
+    assert reasons_of(result, 61) == {("id", "field_uniqueness")}
+    # refused: every row quarantined, read again from the file
+    refused = _compare_whole_and_chunked(path, spec, rate=0.01)
+    assert refused.status == "refused" and refused.quarantine.height == 200
+
+
+def test_a_header_only_file_is_refused_by_the_chunked_reader(
+    batch: pl.DataFrame, spec: DatasetSpec, tmp_path: Path
+) -> None:
+    path = tmp_path / "batch_x.csv"
+    batch.head(0).write_csv(path)
+    with pytest.raises(BatchReadError, match="header but no rows"):
+        validate_file(path, spec, batch_id="x", max_reject_rate=0.5)
