@@ -3,9 +3,12 @@
 The image holds serving/ and the few pipelines modules it imports, on the ``serving`` dependency
 group of uv.lock (no dagster, dvc, gto, typer or training code). Wheels are built on the host
 (``pip wheel`` from ``uv export``) because pip inside a build cannot reach the index here; the
-Dockerfile installs them with ``--no-index``. The model itself is not baked in: the service
-reads it from the snapshot mounted at /snapshots; the image is tagged and labelled with the model
-version it was built and smoke-tested for, and the code commit.
+Dockerfile installs them with ``--no-index --no-deps``. The serving set is the group's locked
+closure without catboost's plotting helpers (:data:`SERVING_UNUSED_DEPENDENCIES`), and the
+image deletes the parts of installed packages the service never loads (:data:`SERVING_PRUNE`).
+The model itself is not baked in: the service reads it from the snapshot mounted at /snapshots;
+the image is tagged and labelled with the model version it was built and smoke-tested for, and
+the code commit.
 """
 
 from __future__ import annotations
