@@ -6,7 +6,9 @@ Needs podman (``make container``). Two tiny real model versions are trained and 
 project's own code; v0.0.1 is rolled out first, then v0.0.2 is released under a lookup load.
 The lead time here starts at the build (no tag push in this script; ``make cicd`` measures that).
 ``SCORELOOP_BENCH_SKIP_ALLDEPS=1`` skips building the all-dependencies image (the ratio then
-reads n/a). Always exits 0: the figures are the result.
+reads n/a). ``SCORELOOP_BENCH_DEPLOY_NAME`` (default ``scoreloop-bench``) names the containers and
+``SCORELOOP_BENCH_REPOSITORY`` (default ``localhost/scoreloop-serving``) the images, so two runs on
+one machine do not meet. Always exits 0: the figures are the result.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def make_release(root: Path, version: str, seed_rows: int) -> tuple[Path, Path, 
 
 
 def main() -> None:
-    from scoreloop.release.build import build_image
+    from scoreloop.release.build import DEFAULT_REPOSITORY, build_image
     from scoreloop.release.load import LookupLoad
     from scoreloop.release.rollout import rollout, teardown
     from scoreloop.release.smoke import smoke_test
@@ -72,21 +74,23 @@ def main() -> None:
     lead: float | str = "n/a"
     serving_mb: float | str = "n/a"
     ratio = "n/a"
+    name = os.environ.get("SCORELOOP_BENCH_DEPLOY_NAME", "scoreloop-bench")
+    repository = os.environ.get("SCORELOOP_BENCH_REPOSITORY", DEFAULT_REPOSITORY)
     try:
         bundle1, snapshots1, _ = make_release(root, "v0.0.1", 3000)
         bundle2, snapshots2, case2 = make_release(root, "v0.0.2", 4000)
-        first = build_image(bundle1, snapshots1, build_dir=build_dir)
+        first = build_image(bundle1, snapshots1, build_dir=build_dir, repository=repository)
         live = rollout(
             first.image,
             snapshots1,
             deploy_dir=deploy_dir,
-            name="scoreloop-bench",
+            name=name,
             front_port=free_port(),
         )
         print(f"v0.0.1 live on {live.front_url} ({live.colour})")
 
         started = time.perf_counter()
-        built = build_image(bundle2, snapshots2, build_dir=build_dir)
+        built = build_image(bundle2, snapshots2, build_dir=build_dir, repository=repository)
         smoked = smoke_test(built.image, snapshots2, case2)  # type: ignore[arg-type]
         import polars as pl
 
@@ -112,7 +116,9 @@ def main() -> None:
         if result.failures:
             print(f"deploy failures (first): {result.failures[:3]}")
         if os.environ.get("SCORELOOP_BENCH_SKIP_ALLDEPS") != "1":
-            everything = build_image(bundle2, snapshots2, build_dir=build_dir, variant="all")
+            everything = build_image(
+                bundle2, snapshots2, build_dir=build_dir, variant="all", repository=repository
+            )
             ratio = f"{built.size_mb / everything.size_mb:.2f}"
             print(
                 f"deploy images: serving {built.size_mb} MB, all dependencies "

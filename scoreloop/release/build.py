@@ -3,23 +3,28 @@
 The image holds serving/ and the few pipelines modules it imports, on the ``serving`` dependency
 group of uv.lock (no dagster, dvc, gto, typer or training code). Wheels are built on the host
 (``pip wheel`` from ``uv export``) because pip inside a build cannot reach the index here; the
-Dockerfile installs them with ``--no-index``. The model itself is not baked in: the service
-reads it from the snapshot mounted at /snapshots; the image is tagged and labelled with the model
-version it was built and smoke-tested for, and the code commit.
+Dockerfile installs them with ``--no-index --no-deps``. The serving set is the group's locked
+closure without catboost's plotting helpers (:data:`SERVING_UNUSED_DEPENDENCIES`), and the
+image deletes the parts of installed packages the service never loads (:data:`SERVING_PRUNE`).
+The model itself is not baked in: the service reads it from the snapshot mounted at /snapshots;
+the image is tagged and labelled with the model version it was built and smoke-tested for, and
+the code commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pipelines.model_bundle import MODEL_FILE, ModelLoadError, load_metadata
 from pipelines.settings import get_settings
@@ -100,11 +105,126 @@ def _pip() -> list[str]:
     return [found]
 
 
+#: Dependencies the lock declares that the service never imports, left out of the serving image.
+#: catboost's metadata requires its plotting helpers, but it imports them only inside plotting and
+#: widget functions (catboost/plot_helpers.py, core.py): predicting needs numpy, pandas (imported
+#: by _catboost.so at import), scipy.sparse and six. Their own dependencies (pillow, fonttools,
+#: contourpy, kiwisolver, narwhals, ...) go with them unless something the service does import
+#: needs them too. tests/release/test_image.py runs the real service on the rest (readyz, lookup,
+#: /predict) and checks the image holds exactly this closure.
+SERVING_UNUSED_DEPENDENCIES: dict[str, frozenset[str]] = {
+    "catboost": frozenset({"graphviz", "matplotlib", "plotly"}),
+}
+LOCK_FILE = REPO_ROOT / "uv.lock"
+_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+#: Files of installed distributions the service never loads, deleted from the serving image's
+#: site-packages (globs; serving/Dockerfile reads them from prune.txt). Each was checked against
+#: what the running service maps (/proc/self/maps) and imports; tests/release/test_build.py
+#: checks every glob still matches the locked wheels, test_image.py that the service runs.
+SERVING_PRUNE: tuple[tuple[str, str], ...] = (
+    *(
+        (f"scipy/{name}", "catboost imports scipy.sparse alone (its sparse-input checks)")
+        for name in (
+            "cluster",
+            "constants",
+            "datasets",
+            "differentiate",
+            "fft",
+            "fftpack",
+            "integrate",
+            "interpolate",
+            "io",
+            "linalg",
+            "misc",
+            "ndimage",
+            "odr",
+            "optimize",
+            "signal",
+            "spatial",
+            "special",
+            "stats",
+            "sparse/linalg",
+            "sparse/csgraph",
+        )
+    ),
+    ("scipy.libs", "scipy's OpenBLAS: loaded by scipy.linalg only"),
+    ("pyarrow/libarrow_flight.so.*", "Arrow Flight (RPC): the service reads IPC files"),
+    ("pyarrow/libarrow_python_flight.so*", "Arrow Flight"),
+    ("pyarrow/_flight.*.so", "Arrow Flight"),
+    ("pyarrow/flight.py", "Arrow Flight"),
+    ("pyarrow/libarrow_s3.so.*", "S3 filesystem: pyarrow.fs imports it optionally"),
+    ("pyarrow/_s3fs.*.so", "S3 filesystem (optional in pyarrow.fs)"),
+    ("pyarrow/_gcsfs.*.so", "GCS filesystem (optional in pyarrow.fs)"),
+    ("pyarrow/_azurefs.*.so", "Azure filesystem (optional in pyarrow.fs)"),
+    ("pyarrow/_hdfs.*.so", "HDFS filesystem (optional in pyarrow.fs)"),
+    ("pyarrow/_orc.*.so", "ORC format"),
+    ("pyarrow/_dataset_orc.*.so", "ORC format"),
+    ("pyarrow/_pyarrow_cpp_tests.*.so", "pyarrow's C++ test hooks"),
+    ("pyarrow/include", "C++ headers (building extensions)"),
+    ("pyarrow/libarrow_python.so", "link-time copy (the loader uses libarrow_python.so.N)"),
+    ("pyarrow/libarrow_python.so.*.*.*", "link-time copy"),
+    ("pyarrow/libarrow_python_parquet_encryption.so", "link-time copy"),
+    ("pyarrow/libarrow_python_parquet_encryption.so.*.*.*", "link-time copy"),
+)
+
+
+def serving_closure(lock_file: Path = LOCK_FILE) -> set[str]:
+    """Names of the packages the serving group needs, walked through uv.lock (extras included),
+    minus the edges in :data:`SERVING_UNUSED_DEPENDENCIES`."""
+    lock = tomllib.loads(lock_file.read_text())
+    packages: dict[str, list[dict[str, Any]]] = {}
+    for package in lock["package"]:
+        packages.setdefault(_normalise(package["name"]), []).append(package)
+    project = packages["scoreloop"][0]
+    roots = project.get("dev-dependencies", {}).get("serving")
+    if not roots:
+        raise ReleaseError(f"{lock_file} has no `serving` dependency group: run `uv lock`")
+    seen: set[str] = set()
+    todo: list[tuple[str, tuple[str, ...]]] = [
+        (_normalise(dep["name"]), tuple(dep.get("extra", ()))) for dep in roots
+    ]
+    while todo:
+        name, extras = todo.pop()
+        key = name if not extras else f"{name}[{','.join(sorted(extras))}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        skip = SERVING_UNUSED_DEPENDENCIES.get(name, frozenset())
+        for package in packages.get(name, []):
+            deps = list(package.get("dependencies", []))
+            optional = package.get("optional-dependencies", {})
+            for extra in extras:
+                deps += optional.get(extra, [])
+            for dep in deps:
+                dep_name = _normalise(dep["name"])
+                if dep_name not in skip:
+                    todo.append((dep_name, tuple(dep.get("extra", ()))))
+    return {key.split("[", 1)[0] for key in seen}
+
+
 def export_requirements(variant: Variant = "serving") -> str:
-    """Pinned requirements from uv.lock: the ``serving`` group, or every runtime dependency."""
+    """Pinned requirements from uv.lock: the ``serving`` group (without the dependencies in
+    :data:`SERVING_UNUSED_DEPENDENCIES`), or every runtime dependency. The list is complete, so
+    the image installs it with ``--no-deps``."""
     selection = ["--only-group", "serving"] if variant == "serving" else ["--no-dev"]
     result = subprocess.run(
-        [_uv(), "export", "--frozen", "--no-emit-project", "--no-hashes", "--quiet", *selection],
+        [
+            _uv(),
+            "export",
+            "--frozen",
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-annotate",
+            "--no-header",
+            "--quiet",
+            *selection,
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -114,7 +234,18 @@ def export_requirements(variant: Variant = "serving") -> str:
             f"`uv export` of the {variant} dependencies failed: {result.stderr.strip()}\n"
             "fix: `uv lock` after editing pyproject.toml, then commit uv.lock"
         )
-    return result.stdout
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if variant == "serving":
+        keep = serving_closure()
+        lines = [line for line in lines if _normalise(_requirement_name(line)) in keep]
+    return "\n".join(lines) + "\n"
+
+
+def _requirement_name(line: str) -> str:
+    match = _NAME.match(line.strip())
+    if not match:
+        raise ReleaseError(f"unexpected line in `uv export` output: {line!r}")
+    return match.group(1)
 
 
 def build_wheels(requirements: str, build_dir: Path) -> Path:
@@ -163,7 +294,8 @@ def prepare_context(
 ) -> Path:
     """Assemble the build context: exactly the files serving/Dockerfile copies.
 
-    Returns ``context`` (emptied first), holding requirements.txt, wheels/, serving/,
+    Returns ``context`` (emptied first), holding requirements.txt, prune.txt (files the serving
+    image deletes after installing; empty for ``all``), wheels/, serving/,
     pipelines/<the modules serving imports> and the bundled dataset spec.
     """
     requirements = export_requirements(variant)
@@ -172,6 +304,10 @@ def prepare_context(
         shutil.rmtree(context)
     (context / "wheels").mkdir(parents=True)
     (context / "requirements.txt").write_text(requirements)
+    prune = (
+        [f"{pattern}  # {why}" for pattern, why in SERVING_PRUNE] if variant == "serving" else []
+    )
+    (context / "prune.txt").write_text("".join(f"{line}\n" for line in prune))
     for wheel in sorted(wheels.glob("*.whl")):
         _link_or_copy(wheel, context / "wheels" / wheel.name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile*")

@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from packaging.requirements import Requirement
 
-from scoreloop.release.build import MODEL_VERSION_LABEL, REVISION_LABEL, BuiltImage, code_commit
+from scoreloop.release.build import (
+    MODEL_VERSION_LABEL,
+    REVISION_LABEL,
+    BuiltImage,
+    code_commit,
+    export_requirements,
+)
 from scoreloop.release.engine import container_engine
 
 pytestmark = pytest.mark.slow
@@ -15,7 +22,9 @@ CHECK_IMPORTS = """
 import importlib, json
 result = {}
 for name in ("serving.main", "serving.__main__", "dagster", "dvc", "gto", "typer",
-             "pipelines.train", "pipelines.registry", "pipelines.evaluate", "scoreloop", "assets"):
+             "pipelines.train", "pipelines.registry", "pipelines.evaluate", "scoreloop", "assets",
+             "plotly", "matplotlib", "graphviz", "PIL", "sklearn", "scipy.linalg",
+             "pyarrow.flight", "pyarrow._s3fs"):
     try:
         importlib.import_module(name)
         result[name] = True
@@ -46,3 +55,50 @@ def test_image_is_tagged_and_labelled_with_model_version_and_commit(image_v1: Bu
     healthcheck = info.get("Healthcheck") or info["Config"].get("Healthcheck")  # podman / docker
     assert "/healthz" in " ".join(healthcheck["Test"])
     print(f"serving image {image_v1.image}: {image_v1.size_mb} MB")
+
+
+LIST_DISTRIBUTIONS = """
+import importlib.metadata, json
+print(json.dumps(sorted({d.metadata["Name"].lower().replace("_", "-")
+                         for d in importlib.metadata.distributions()})))
+"""
+
+LOAD_SHARED_OBJECTS = """
+import ctypes, json, pathlib, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+failed, loaded = {}, 0
+for path in sorted(site.rglob("*.so*")):
+    try:
+        ctypes.CDLL(str(path))
+        loaded += 1
+    except OSError as exc:
+        failed[str(path.relative_to(site))] = str(exc)
+print(json.dumps({"loaded": loaded, "failed": failed}))
+"""
+
+
+def _run_python(image: str, code: str) -> object:
+    out = container_engine().run(
+        ["run", "--rm", "--entrypoint", "python", image, "-c", code], what="python in the image"
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_image_installs_exactly_the_locked_serving_closure(image_v1: BuiltImage) -> None:
+    """No pip, no venv setuptools, no catboost plotting helpers: the locked serving set, whole.
+    (Markers are evaluated here: the host and the image are both CPython 3.11 on Linux.)"""
+    installed = _run_python(image_v1.image, LIST_DISTRIBUTIONS)
+    requirements = [Requirement(line) for line in export_requirements("serving").splitlines()]
+    wanted = sorted({r.name for r in requirements if r.marker is None or r.marker.evaluate()})
+    assert installed == wanted
+    for name in ("pip", "setuptools", "dagster", "dvc", "gto", "plotly", "matplotlib"):
+        assert name not in installed
+
+
+def test_every_shared_object_left_in_the_image_loads(image_v1: BuiltImage) -> None:
+    """The build strips symbol tables and prunes files: every library left must still load
+    (stripping an auditwheel-grafted lib breaks it: 'ELF load command ... not page-aligned')."""
+    result = _run_python(image_v1.image, LOAD_SHARED_OBJECTS)
+    assert isinstance(result, dict)
+    assert result["failed"] == {}
+    assert result["loaded"] > 50
