@@ -126,3 +126,26 @@ class ReloadOut(BaseModel):
     serving: str | None
     error: str | None = None
     seconds: float
+
+
+class Attribution(BaseModel):
+    feature: str
+    value: str = Field(description="The entity's value, as text ('' when missing).")
+    attribution: float = Field(
+        description="SHAP: contribution in log-odds; LIME: the surrogate's weight in probability."
+    )
+
+
+class ExplainOut(BaseModel):
+    """One served score explained, every feature with its attribution, largest first."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    entity_id: int | str
+    method: str = Field(description="shap or lime")
+    model_version: str
+    batch_id: str
+    score: float = Field(description="The model's probability for the entity's features.")
+    snapshot_id: str
+    seed: int = Field(description="LIME's random seed (same seed, same answer).")
+    attributions: list[Attribution]

@@ -299,6 +299,7 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         "/scores/{entity_id}",
         "/scores/lookup",
         "/predict",
+        "/explain/{entity_id}",
         "/model",
         "/healthz",
         "/readyz",
