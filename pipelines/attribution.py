@@ -7,17 +7,19 @@ service (``GET /explain/{entity_id}``, which has both in its snapshot) compute t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from catboost import CatBoostClassifier
 
-from pipelines.explain import shap_values
+from pipelines.explain import DEFAULT_TOP_K, shap_values
 from pipelines.features import prepare_features
-from pipelines.lime import SAMPLES, SEED, explain_lime
-from pipelines.model_bundle import ModelBundle
+from pipelines.lime import SAMPLES, SEED, LimeError, agreement, explain_lime
+from pipelines.model_bundle import ModelBundle, ModelMetadata
 from pipelines.score import predict_positive
 from pipelines.spec import DatasetSpec
 
@@ -51,6 +53,25 @@ class EntityExplanation:
         }
 
 
+def _lime_weights(
+    model: CatBoostClassifier,
+    metadata: ModelMetadata,
+    features: pl.DataFrame,
+    *,
+    seed: int,
+    samples: int,
+) -> list[float]:
+    classes = metadata.classes
+
+    def predict(frame: pl.DataFrame) -> npt.NDArray[np.float64]:
+        return predict_positive(model, frame, classes, thread_count=1)
+
+    explanation = explain_lime(
+        features, metadata.reference_profile, predict, seed=seed, samples=samples
+    )
+    return [float(w) for w in explanation.weights]
+
+
 def explain_features(
     bundle: ModelBundle,
     features: pl.DataFrame,
@@ -64,14 +85,50 @@ def explain_features(
     if method == "shap":
         values = shap_values(bundle.model, features, spec.categorical_names, thread_count=1)
         return [float(v) for v in values.contributions[0]]
-    classes = bundle.metadata.classes
+    return _lime_weights(bundle.model, bundle.metadata, features, seed=seed, samples=samples)
 
-    def predict(frame: pl.DataFrame) -> npt.NDArray[np.float64]:
-        return predict_positive(bundle.model, frame, classes, thread_count=1)
 
-    profile = bundle.metadata.reference_profile
-    explanation = explain_lime(features, profile, predict, seed=seed, samples=samples)
-    return [float(w) for w in explanation.weights]
+#: Rows of the holdout sample the model card's SHAP/LIME agreement is measured on.
+AGREEMENT_ROWS = 30
+
+
+def explanation_agreement(
+    model: CatBoostClassifier,
+    metadata: ModelMetadata,
+    rows: pl.DataFrame,
+    spec: DatasetSpec,
+    *,
+    sample_rows: int = AGREEMENT_ROWS,
+    top_k: int = DEFAULT_TOP_K,
+    seed: int = SEED,
+    samples: int = SAMPLES,
+) -> dict[str, float | int | None]:
+    """How far SHAP and LIME agree on a sample of ``rows`` (for the model card and /model).
+
+    ``sample_rows`` rows drawn with ``seed``; each explained by SHAP and by LIME exactly as
+    ``GET /explain`` and ``scoreloop explain`` would (LIME's seed ``seed``, ``samples``
+    perturbations); :func:`pipelines.lime.agreement` gives the mean top-``top_k`` overlap (``top_k``
+    = the reasons each score carries) and the mean Spearman rank correlation of the absolute
+    attributions.
+    """
+    if rows.height == 0:
+        raise LimeError("no rows to measure SHAP/LIME agreement on")
+    sample = rows.sample(n=min(sample_rows, rows.height), seed=seed)
+    features = prepare_features(sample, spec)
+    shap = shap_values(model, features, spec.categorical_names, thread_count=1).contributions
+    lime = np.array(
+        [
+            _lime_weights(model, metadata, features.slice(i, 1), seed=seed, samples=samples)
+            for i in range(features.height)
+        ]
+    )
+    measured: dict[str, float | int | None] = dict(
+        agreement(np.asarray(shap, dtype=np.float64), lime, top_k=top_k).to_dict()
+    )
+    correlation = measured["rank_correlation"]
+    if correlation is not None and math.isnan(correlation):  # nothing ranked to compare
+        measured["rank_correlation"] = None
+    return measured | {"lime_samples": samples, "seed": seed}
 
 
 def explain_row(

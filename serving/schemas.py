@@ -87,6 +87,20 @@ class ErrorOut(BaseModel):
     snapshot_id: str | None = None
 
 
+class ExplanationAgreementOut(BaseModel):
+    """How far SHAP and LIME agree on a sample of the model's holdout (from its metadata)."""
+
+    rows: int
+    top_k: int = Field(description="The reasons each score carries.")
+    top_k_overlap: float = Field(description="Mean share of SHAP's top-k also in LIME's top-k.")
+    rank_correlation: float | None = Field(
+        description="Mean Spearman correlation of |SHAP| and |LIME| over all features."
+    )
+    split: str | None = None
+    lime_samples: int | None = None
+    seed: int | None = None
+
+
 class ModelOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -105,6 +119,9 @@ class ModelOut(BaseModel):
     git_commit: str | None
     metrics: dict[str, float]
     card_summary: str | None
+    explanation_agreement: ExplanationAgreementOut | None = Field(
+        default=None, description="SHAP vs LIME on a holdout sample (None for older models)."
+    )
 
 
 class HealthOut(BaseModel):

@@ -20,6 +20,9 @@ from support.scoring import promote_bundle
 from support.serving import TOKEN
 from typer.testing import CliRunner
 
+from pipelines.attribution import explanation_agreement
+from pipelines.model_bundle import CARD_FILE, METADATA_FILE, load_bundle
+from pipelines.model_card import render_card
 from pipelines.rescore import rescore_population
 from pipelines.settings import Settings
 from pipelines.snapshot import FEATURES_FILE, load_snapshot, publish_snapshot, read_current
@@ -120,14 +123,22 @@ def row_score(http: httpx.Client, entity: object) -> float:
     return float(http.get(f"/scores/{entity}").json()["score"])
 
 
-def test_a_snapshot_without_features_answers_409(
-    served: Path, settings: Settings, spec: DatasetSpec
+def test_a_snapshot_without_features_answers_409_and_model_shows_the_agreement(
+    served: Path, settings: Settings, spec: DatasetSpec, acs: pl.DataFrame
 ) -> None:
     manifest = read_current(settings.snapshots)
     assert manifest is not None
     loaded = load_snapshot(settings.snapshots, manifest)
     scores = pl.from_arrow(loaded.scores)
     assert isinstance(scores, pl.DataFrame)
+    # The model as training writes it: with its SHAP/LIME agreement in metadata.json and card.
+    bundle = load_bundle(served)
+    measured = explanation_agreement(
+        bundle.model, bundle.metadata, acs.slice(TRAIN_ROWS, ROWS), spec, sample_rows=5
+    ) | {"split": "holdout"}
+    metadata = bundle.metadata.model_copy(update={"explanation_agreement": measured})
+    (served / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+    (served / CARD_FILE).write_text(render_card(metadata))
     bare = publish_snapshot(
         scores,
         served,
@@ -143,3 +154,6 @@ def test_a_snapshot_without_features_answers_409(
         answer = client.get(f"/explain/{entity}", params={"method": "shap"})
         assert answer.status_code == 409
         assert "published without the features" in answer.json()["detail"]
+        model = client.get("/model").json()
+        assert model["explanation_agreement"] == measured
+        assert measured["rows"] == 5 and 0 <= measured["top_k_overlap"] <= 1
