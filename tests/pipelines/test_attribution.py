@@ -28,8 +28,9 @@ def test_training_measures_agreement_on_the_holdout_as_explain_would(
     assert measured["split"] == "holdout" and measured["rows"] == AGREEMENT_ROWS
     assert measured["top_k"] == 3 and measured["lime_samples"] == 5000
     assert 0 <= measured["top_k_overlap"] <= 1 and -1 <= measured["rank_correlation"] <= 1
-    # A real model's explanations agree better than chance (3 of 16 features: 0.19 overlap).
-    assert measured["top_k_overlap"] > 0.3 and measured["rank_correlation"] > 0.2
+    # A real model's explanations agree far better than chance (3 of 16 features: 0.19 overlap,
+    # rank correlation 0); this model measures 0.58 and 0.79 (seeded: the same every run).
+    assert measured["top_k_overlap"] > 0.4 and measured["rank_correlation"] > 0.5
 
     # The same figures from the per-row explanations the endpoint and the CLI compute.
     holdout = split_frame(training_frame, "holdout")
