@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps venv cicd
+.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps promtool venv cicd
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -42,7 +42,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test: setup container scale-deps lint typecheck
+test: setup container scale-deps promtool lint typecheck
 	$(VENV)/bin/pytest --timeout=900
 
 ui: setup
@@ -89,6 +89,17 @@ scale-deps:
 		 (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)) && \
 		echo "scale-deps: installed postgresql"; \
 	else echo "scale-deps: not root and no PostgreSQL: tests/scale PostgreSQL tests will skip"; fi
+
+# promtool from Debian's prometheus package: tests/serving/test_prometheus_rules.py checks and
+# unit-tests deploy/prometheus/rules.yml with it. Root installs it (the server's unit is not
+# started); a non-root user without it gets a note and those tests skip saying why (never on CI).
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null)) && \
+		echo "promtool: installed prometheus ($$(promtool --version 2>&1 | head -n 1))"; \
+	else echo "promtool: not root and no promtool: tests/serving/test_prometheus_rules.py will skip"; fi
 
 # The serving image of one model version: make image BUNDLE=<bundle dir> [SNAPSHOTS=<snapshots dir>]
 image: setup container

@@ -52,6 +52,21 @@ def render_card(
     if metadata.metrics:
         lines += ["", "## Validation metrics (early-stopping split)"]
         lines += [f"- {k}: {_fmt(v)}" for k, v in sorted(metadata.metrics.items())]
+    explained = extra.get("explanation_agreement")
+    if explained:
+        lines += [
+            "",
+            f"## Explanations: SHAP vs LIME ({explained.get('rows')} {explained.get('split', '')} "
+            "rows)",
+            f"- Top-{explained.get('top_k')} overlap: {_fmt(explained.get('top_k_overlap'))} "
+            "(mean share of SHAP's top features that LIME also ranks in its top; the reasons "
+            "served with each score are SHAP's)",
+            f"- Rank correlation: {_fmt(explained.get('rank_correlation'))} (mean Spearman "
+            "correlation of |SHAP| and |LIME| over all features)",
+            f"- LIME: {explained.get('lime_samples')} perturbations from the reference profile, "
+            f"seed {explained.get('seed')} (`GET /explain/{{id}}?method=lime`, "
+            "`scoreloop explain ID --method lime`)",
+        ]
     if evaluation:
         models = evaluation.get("models", {})
         roles = list(models)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+
+from pipelines.ingest import VALIDATED
 from pipelines.params import load_params
 from pipelines.registry import ChampionRef, resolve_champion
 from pipelines.score import ScoringError
@@ -25,6 +28,8 @@ from pipelines.scores_table import (
 from pipelines.settings import Settings, get_settings
 from pipelines.snapshot import SnapshotManifest, publish_snapshot
 from pipelines.snapshot_store import push_current
+from pipelines.spec import load_spec
+from pipelines.tables import scan_table, table_uri
 
 
 class IncompleteScoresError(ScoringError):
@@ -37,6 +42,25 @@ class PublishedSnapshot:
 
     manifest: SnapshotManifest
     summary: ScoreSummary
+
+
+def snapshot_features(settings: Settings, scores: pl.DataFrame) -> pl.DataFrame:
+    """The validated rows the served scores were made from: ``entity_id``, ``batch_id`` and the
+    spec's features of each (entity, batch) in ``scores`` (the latest ingestion of a re-landed
+    batch), for ``features.arrow`` (what ``GET /explain/{entity_id}`` explains)."""
+    spec = load_spec(settings.spec_path)
+    keys = scores.select("entity_id", "batch_id").lazy()
+    return (
+        scan_table(table_uri(settings.tables, VALIDATED))
+        .filter(pl.col("batch_id").is_in(scores["batch_id"].unique().implode()))
+        .select(
+            pl.col(spec.id.name).alias("entity_id"), "batch_id", *spec.feature_names, "ingested_at"
+        )
+        .join(keys, on=["entity_id", "batch_id"], how="semi")
+        .sort("ingested_at")
+        .drop("ingested_at")
+        .collect()
+    )
 
 
 def publish_scores(
@@ -64,6 +88,7 @@ def publish_scores(
         settings.snapshots,
         keep=params.snapshot_keep,
         top_k=params.top_k,
+        features=snapshot_features(settings, frame),
     )
     if settings.snapshot_store:
         # Replicas follow the store, not this machine's folder: upload, then swap its CURRENT.

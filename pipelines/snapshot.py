@@ -10,6 +10,9 @@ A snapshot is a folder under the snapshots directory, published once and never c
         metadata.json
         card.md          (when the bundle has one)
         spec.yaml        the dataset spec the scores and the model follow
+        features.arrow   (when published with features) the validated feature values each score
+                         was made from, row for row beside scores.arrow (same order): what
+                         ``GET /explain/{entity_id}`` explains
         manifest.json    SnapshotManifest (row count, sha256 of scores.arrow and of every other
                          file, id dtype, columns, top_k: the reasons per row batch scoring wrote,
                          which /predict returns)
@@ -60,6 +63,7 @@ from pipelines.score import ScoringError, check_bundle
 from pipelines.spec import POLARS_DTYPES, DatasetSpec, DType, SpecError, load_spec
 
 SCORES_FILE = "scores.arrow"
+FEATURES_FILE = "features.arrow"
 MANIFEST_FILE = "manifest.json"
 SPEC_FILE = "spec.yaml"
 CURRENT_FILE = "CURRENT"
@@ -146,6 +150,9 @@ class LoadedSnapshot:
     spec: DatasetSpec
     bundle: ModelBundle
     card: str | None = None
+    #: ``entity_id``, ``batch_id`` and the spec's features of every scores row, in the same
+    #: order; None for a snapshot published without them.
+    features: pa.Table | None = None
 
 
 def snapshot_path(snapshots_dir: Path, snapshot_id: str) -> Path:
@@ -188,6 +195,43 @@ def _normalise(scores: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
     return frame.sort("entity_id")
 
 
+def features_schema(spec: DatasetSpec) -> dict[str, pl.DataType]:
+    """The columns of ``features.arrow``: the entity id, its batch and the spec's features."""
+    record = spec.record_schema
+    return {
+        "entity_id": POLARS_DTYPES[spec.id.dtype],
+        "batch_id": pl.String(),
+        **{name: record[name] for name in spec.feature_names},
+    }
+
+
+def _align_features(features: pl.DataFrame, frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """``features`` in the order of the (sorted) scores ``frame``, one row per scores row."""
+    schema = features_schema(spec)
+    missing = [c for c in schema if c not in features.columns]
+    if missing:
+        raise SnapshotError(f"features frame lacks column(s) {missing}; it has {features.columns}")
+    try:
+        typed = features.select(
+            pl.col(name).cast(dtype, strict=True) for name, dtype in schema.items()
+        ).unique(subset=["entity_id", "batch_id"], keep="last", maintain_order=True)
+    except pl.exceptions.PolarsError as exc:
+        raise SnapshotError(f"features frame does not fit the spec's types: {exc}") from exc
+    aligned = frame.select("entity_id", "batch_id").join(
+        typed.with_columns(pl.lit(True).alias("__found")),
+        on=["entity_id", "batch_id"],
+        how="left",
+        maintain_order="left",
+    )
+    lacking = aligned.filter(pl.col("__found").is_null())
+    if lacking.height:
+        raise SnapshotError(
+            f"features frame has no row for {lacking.height} scored entity/batch pair(s), "
+            f"e.g. entity ids {lacking['entity_id'].head(5).to_list()}"
+        )
+    return aligned.drop("__found")
+
+
 def _fsync_file(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -198,8 +242,12 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _write_scores(frame: pl.DataFrame, path: Path) -> None:
-    table = _to_arrow(frame)
+def _write_scores(frame: pl.DataFrame, path: Path, *, dictionary: bool = True) -> None:
+    table = (
+        _to_arrow(frame)
+        if dictionary
+        else frame.to_arrow(compat_level=pl.CompatLevel.oldest()).combine_chunks()
+    )
     # One record batch, no compression: readers memory-map it and binary-search the id buffer.
     with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=max(table.num_rows, 1))
@@ -253,6 +301,7 @@ def publish_snapshot(
     *,
     keep: int = 3,
     top_k: int = DEFAULT_TOP_K,
+    features: pl.DataFrame | None = None,
 ) -> SnapshotManifest:
     """Write a new snapshot, point CURRENT at it atomically, and prune to ``keep`` snapshots.
 
@@ -265,6 +314,10 @@ def publish_snapshot(
         keep: how many snapshots to keep on disk (the current one is never pruned).
         top_k: the reasons per row the scores were made with (``scoring.top_k``), recorded in
             the manifest so on-demand scoring returns as many.
+        features: the validated rows the scores were made from (``entity_id``, ``batch_id`` and
+            the spec's features, as :func:`features_schema`); written as ``features.arrow`` in
+            the scores' order, so the service can explain a served score. Every scores row
+            needs its row here.
 
     Raises:
         SnapshotError: the frame breaks the contract, or the bundle or spec cannot be read or
@@ -287,6 +340,7 @@ def publish_snapshot(
             f"cannot publish a snapshot: model file {bundle_dir / MODEL_FILE} missing"
         )
     frame = _normalise(scores, spec)
+    aligned = _align_features(features, frame, spec) if features is not None else None
     model_version = str(frame["model_version"][0])
     model_name = str(frame["model_name"][0])
     if metadata.version is not None and metadata.version != model_version:
@@ -307,6 +361,8 @@ def publish_snapshot(
     staging.mkdir()
     try:
         _write_scores(frame, staging / SCORES_FILE)
+        if aligned is not None:
+            _write_scores(aligned, staging / FEATURES_FILE, dictionary=False)
         for name in (MODEL_FILE, METADATA_FILE, CARD_FILE):
             if (bundle_dir / name).exists():
                 shutil.copyfile(bundle_dir / name, staging / name)
@@ -504,9 +560,45 @@ def load_snapshot(
         raise SnapshotError(
             f"snapshot {manifest.snapshot_id}: unreadable {card_path}: {exc}"
         ) from exc
-    return LoadedSnapshot(
-        manifest=manifest, directory=directory, scores=table, spec=spec, bundle=bundle, card=card
+    features = (
+        _load_features(manifest, directory, spec, table)
+        if FEATURES_FILE in manifest.files
+        else None
     )
+    return LoadedSnapshot(
+        manifest=manifest,
+        directory=directory,
+        scores=table,
+        spec=spec,
+        bundle=bundle,
+        card=card,
+        features=features,
+    )
+
+
+def _load_features(
+    manifest: SnapshotManifest, directory: Path, spec: DatasetSpec, scores: pa.Table
+) -> pa.Table:
+    """``features.arrow`` in memory, checked against the spec and row for row against scores
+    (its sha256 was verified with the other files)."""
+    path = directory / FEATURES_FILE
+    table = _table_from_memory(read_into_memory(path, digest=False)[0], path)
+    expected = (
+        pl.DataFrame(schema=features_schema(spec))
+        .to_arrow(compat_level=pl.CompatLevel.oldest())
+        .schema
+    )
+    if not table.schema.equals(expected):
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: features schema mismatch:\n{table.schema}\n"
+            f"expected:\n{expected}"
+        )
+    if not table.column("entity_id").equals(scores.column("entity_id")):
+        raise SnapshotError(
+            f"snapshot {manifest.snapshot_id}: {path} does not hold the scores' entities in "
+            "their order"
+        )
+    return table
 
 
 def _verify(manifest: SnapshotManifest, path: Path, digest: str, expected: str) -> None:

@@ -18,6 +18,7 @@ import polars as pl
 from catboost import CatBoostClassifier, Pool
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.attribution import explanation_agreement
 from pipelines.drift_stats import numeric_support
 from pipelines.errors import ScoreloopError
 from pipelines.features import prepare_features
@@ -257,5 +258,15 @@ def train_challenger(
             classes=class_mapping(spec),
             training_set=summary(training_set),
         )
+    )
+    # SHAP vs LIME on a sample of the out-of-time holdout (the validation split when there is
+    # none): the model card and /model report it.
+    holdout = split_frame(training_set, "holdout")
+    sample = holdout if holdout.height else validation
+    agreement = explanation_agreement(model, metadata, sample, spec) | {
+        "split": "holdout" if holdout.height else "validation"
+    }
+    metadata = ModelMetadata.model_validate(
+        metadata.model_dump() | {"explanation_agreement": agreement}
     )
     return TrainedModel(model=model, metadata=metadata)

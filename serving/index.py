@@ -338,6 +338,12 @@ class ScoreIndex:
             "reasons": self._reasons_at(i),
         }
 
+    def outcome(self, i: int) -> tuple[float, bool] | None:
+        """Score and decision of row ``i`` (for the metrics), or None when either is null."""
+        score = self._number("score", i)
+        decision = self._decision.get(i)
+        return None if score is None or decision is None else (score, decision)
+
     def get(self, entity_id: EntityId) -> dict[str, Any] | None:
         """The row of ``entity_id`` or None."""
         i = self.position(entity_id)

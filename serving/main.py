@@ -29,7 +29,7 @@ from serving.config import (
     get_serving_settings,
 )
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.routes import admin, bench, health, model, predict, scores
+from serving.routes import admin, bench, explain, health, model, predict, scores
 from serving.routes.guards import BodyLimitMiddleware, validation_error_handler
 from serving.store import SnapshotStore
 
@@ -107,6 +107,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.include_router(scores.build_router(id_dtype))
     app.include_router(predict.build_router(spec))
+    app.include_router(explain.build_router(id_dtype))
     app.include_router(model.router)
     app.include_router(health.router)
     app.include_router(admin.router)

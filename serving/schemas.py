@@ -87,6 +87,20 @@ class ErrorOut(BaseModel):
     snapshot_id: str | None = None
 
 
+class ExplanationAgreementOut(BaseModel):
+    """How far SHAP and LIME agree on a sample of the model's holdout (from its metadata)."""
+
+    rows: int
+    top_k: int = Field(description="The reasons each score carries.")
+    top_k_overlap: float = Field(description="Mean share of SHAP's top-k also in LIME's top-k.")
+    rank_correlation: float | None = Field(
+        description="Mean Spearman correlation of |SHAP| and |LIME| over all features."
+    )
+    split: str | None = None
+    lime_samples: int | None = None
+    seed: int | None = None
+
+
 class ModelOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -105,6 +119,9 @@ class ModelOut(BaseModel):
     git_commit: str | None
     metrics: dict[str, float]
     card_summary: str | None
+    explanation_agreement: ExplanationAgreementOut | None = Field(
+        default=None, description="SHAP vs LIME on a holdout sample (None for older models)."
+    )
 
 
 class HealthOut(BaseModel):
@@ -126,3 +143,26 @@ class ReloadOut(BaseModel):
     serving: str | None
     error: str | None = None
     seconds: float
+
+
+class Attribution(BaseModel):
+    feature: str
+    value: str = Field(description="The entity's value, as text ('' when missing).")
+    attribution: float = Field(
+        description="SHAP: contribution in log-odds; LIME: the surrogate's weight in probability."
+    )
+
+
+class ExplainOut(BaseModel):
+    """One served score explained, every feature with its attribution, largest first."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    entity_id: int | str
+    method: str = Field(description="shap or lime")
+    model_version: str
+    batch_id: str
+    score: float = Field(description="The model's probability for the entity's features.")
+    snapshot_id: str
+    seed: int = Field(description="LIME's random seed (same seed, same answer).")
+    attributions: list[Attribution]

@@ -109,6 +109,7 @@ class SnapshotStore:
                 model_version=manifest.model_version,
                 rows=manifest.row_count,
                 loaded_at=snapshot.loaded_at,
+                created_at=manifest.created_at.timestamp(),
             )
         )
 

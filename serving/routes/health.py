@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from serving.deps import MetricsDep, StoreDep
-from serving.metrics import CONTENT_TYPE
 from serving.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["operations"])
@@ -39,6 +38,8 @@ async def readyz(store: StoreDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def metrics(registry: MetricsDep) -> Response:
-    """Prometheus metrics: requests by route/status, latencies, snapshot and reload state."""
-    return Response(content=registry.render(), media_type=CONTENT_TYPE)
+async def metrics(request: Request, registry: MetricsDep) -> Response:
+    """Prometheus metrics: requests by route/status, latencies, snapshot and reload state,
+    answered scores and decisions (OpenMetrics when the scraper's Accept header asks for it)."""
+    body, content_type = registry.exposition(request.headers.get("accept"))
+    return Response(content=body, headers={"Content-Type": content_type})

@@ -22,7 +22,8 @@ def card_summary(text: str, limit: int = 600) -> str | None:
 
 @router.get("/model", response_model=ModelOut, responses={503: {"model": ErrorOut}})
 def model(snapshot: SnapshotDep) -> ModelOut:
-    """The champion version being served, its card summary and its evaluation metrics."""
+    """The champion version being served, its card summary, its evaluation metrics and how far
+    its SHAP and LIME explanations agree on a holdout sample."""
     metadata = snapshot.loaded.bundle.metadata
     manifest = snapshot.manifest
     card = snapshot.loaded.card  # read at load: the folder may have changed since
@@ -42,4 +43,5 @@ def model(snapshot: SnapshotDep) -> ModelOut:
         git_commit=metadata.git_commit,
         metrics=metadata.metrics,
         card_summary=card_summary(card) if card is not None else None,
+        explanation_agreement=(metadata.model_extra or {}).get("explanation_agreement"),
     )

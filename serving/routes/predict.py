@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, status
 from fastapi.responses import JSONResponse
 
 from pipelines.spec import DatasetSpec
-from serving.deps import SnapshotDep
+from serving.deps import MetricsDep, SnapshotDep
 from serving.predict import RecordError, predict_record
 from serving.routes.guards import StrictJSONRoute
 from serving.schemas import ErrorOut, PredictErrorOut, PredictOut
@@ -47,6 +47,7 @@ def build_router(spec: DatasetSpec) -> APIRouter:
     @router.post("/predict", response_model=PredictOut, responses=RESPONSES)
     def predict(
         snapshot: SnapshotDep,
+        metrics: MetricsDep,
         record: dict[str, Any] = Body(
             description="One record: the spec's feature columns (id and event time optional).",
             examples=[example],
@@ -54,7 +55,7 @@ def build_router(spec: DatasetSpec) -> APIRouter:
     ) -> Any:
         """Score one record now with the served model (same features and reasons as batches)."""
         try:
-            return predict_record(snapshot, record)
+            answer = predict_record(snapshot, record)
         except RecordError as exc:
             spec_name = snapshot.loaded.spec.name
             return JSONResponse(
@@ -66,5 +67,7 @@ def build_router(spec: DatasetSpec) -> APIRouter:
                     ],
                 },
             )
+        metrics.observe_answer("predict", float(answer["score"]), bool(answer["decision"]))
+        return answer
 
     return router

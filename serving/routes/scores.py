@@ -11,7 +11,8 @@ from fastapi.routing import APIRoute
 
 from pipelines.spec import DType
 from serving.deps import current_snapshot
-from serving.index import EntityId
+from serving.index import EntityId, ScoreIndex
+from serving.metrics import Metrics
 from serving.routes.guards import StrictJSONRoute
 from serving.schemas import (
     MAX_ID_LENGTH,
@@ -22,7 +23,6 @@ from serving.schemas import (
     LookupStrIn,
     ScoreOut,
 )
-from serving.store import Snapshot
 
 ID_DESCRIPTION = "The entity id (type from the dataset spec's id column)."
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -36,11 +36,19 @@ def _json(payload: object, status_code: int = 200) -> Response:
     return Response(content=body, status_code=status_code, media_type="application/json")
 
 
-def _one(snapshot: Snapshot, entity_id: EntityId) -> Response:
+def _observe(metrics: Metrics, index: ScoreIndex, i: int) -> None:
+    outcome = index.outcome(i)
+    if outcome is not None:
+        metrics.observe_answer("lookup", *outcome)
+
+
+def _one(request: Request, entity_id: EntityId) -> Response:
     # The row's JSON bytes come straight from the Arrow buffers (ScoreIndex.json, orjson):
     # returning a Response skips FastAPI's response-model validation and serialisation.
-    body = snapshot.index.get_json(entity_id)
-    if body is None:
+    snapshot = current_snapshot(request)
+    index = snapshot.index
+    i = index.position(entity_id)
+    if i is None:
         return _json(
             {
                 "detail": f"entity {entity_id!r} has no score in snapshot {snapshot.snapshot_id}",
@@ -49,20 +57,28 @@ def _one(snapshot: Snapshot, entity_id: EntityId) -> Response:
             },
             status.HTTP_404_NOT_FOUND,
         )
+    body = index.json(i)
+    _observe(request.app.state.metrics, index, i)
     return Response(content=body, media_type="application/json")
 
 
-def _many(snapshot: Snapshot, ids: list[int] | list[str]) -> Response:
+def _many(request: Request, ids: list[int] | list[str]) -> Response:
+    snapshot = current_snapshot(request)
+    metrics: Metrics = request.app.state.metrics
     found: list[bytes] = []
     missing: list[EntityId] = []
     index = snapshot.index
     unique: list[EntityId] = list(dict.fromkeys(ids))  # duplicates answered once, in order
+    answered: list[int] = []
     for entity_id in unique:
-        row = index.get_json(entity_id)
-        if row is None:
+        i = index.position(entity_id)
+        if i is None:
             missing.append(entity_id)
         else:
-            found.append(row)
+            found.append(index.json(i))
+            answered.append(i)
+    for i in answered:  # counted once every row has encoded (a bad row answers 500)
+        _observe(metrics, index, i)
     # {"snapshot_id", "model_version", "found", "missing"}, the rows already encoded.
     head = json.dumps(
         {"snapshot_id": snapshot.snapshot_id, "model_version": snapshot.manifest.model_version},
@@ -117,7 +133,7 @@ class _LookupRoute(APIRoute):
             entity_id = parse(request.path_params["entity_id"])
             if entity_id is None:
                 return await standard(request)
-            return _one(current_snapshot(request), entity_id)
+            return _one(request, entity_id)
 
         return handler
 
@@ -140,7 +156,7 @@ def build_router(id_dtype: DType) -> APIRouter:
             request: Request, entity_id: int = Path(description=ID_DESCRIPTION)
         ) -> Response:
             """The latest score of one entity: score, decision, threshold, model, reasons."""
-            return _one(current_snapshot(request), entity_id)
+            return _one(request, entity_id)
 
         router.add_api_route(
             "/{entity_id}",
@@ -155,7 +171,7 @@ def build_router(id_dtype: DType) -> APIRouter:
             "/lookup", response_model=LookupOut, responses=RESPONSES, description=lookup_doc
         )
         async def lookup_int(request: Request, body: LookupIntIn) -> Response:
-            return _many(current_snapshot(request), body.ids)
+            return _many(request, body.ids)
 
     elif id_dtype == "string":
 
@@ -164,7 +180,7 @@ def build_router(id_dtype: DType) -> APIRouter:
             entity_id: str = Path(description=ID_DESCRIPTION, max_length=MAX_ID_LENGTH),
         ) -> Response:
             """The latest score of one entity: score, decision, threshold, model, reasons."""
-            return _one(current_snapshot(request), entity_id)
+            return _one(request, entity_id)
 
         router.add_api_route(
             "/{entity_id}",
@@ -179,7 +195,7 @@ def build_router(id_dtype: DType) -> APIRouter:
             "/lookup", response_model=LookupOut, responses=RESPONSES, description=lookup_doc
         )
         async def lookup_str(request: Request, body: LookupStrIn) -> Response:
-            return _many(current_snapshot(request), body.ids)
+            return _many(request, body.ids)
 
     else:
         raise ValueError(f"entity ids of dtype {id_dtype!r} cannot be served (use int or string)")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
-from support.serving import TOKEN
+from support.serving import TOKEN, Scrape
 
 from pipelines.features import prepare_features
 from pipelines.model_bundle import load_bundle
@@ -209,24 +209,15 @@ def test_health_ready_and_metrics(client: TestClient, scores_v1: pl.DataFrame) -
     client.get(f"/scores/{scores_v1['entity_id'][0]}")
     client.get("/scores/123456789")
     text = client.get("/metrics")
-    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = text.text.splitlines()
-    assert (
-        'scoreloop_http_requests_total{method="GET",route="/scores/{entity_id}",status="200"} 1'
-        in lines
-    )
-    assert (
-        'scoreloop_http_requests_total{method="GET",route="/scores/{entity_id}",status="404"} 1'
-        in lines
-    )
-    assert any(
-        line.startswith("scoreloop_http_request_duration_seconds_count{")
-        and 'route="/scores/{entity_id}"' in line
-        for line in lines
-    )
-    info = [line for line in lines if line.startswith("scoreloop_snapshot_info{")]
-    assert len(info) == 1 and 'model_version="v0.0.1"' in info[0]
-    assert 'scoreloop_snapshot_reloads_total{result="swapped"} 1' in lines
+    assert text.headers["content-type"].startswith("text/plain; version=")
+    scrape = Scrape(text.text)
+    route = {"method": "GET", "route": "/scores/{entity_id}"}
+    assert scrape.value("scoreloop_http_requests_total", **route, status="200") == 1
+    assert scrape.value("scoreloop_http_requests_total", **route, status="404") == 1
+    assert scrape.value("scoreloop_http_request_duration_seconds_count", **route, status="200") == 1
+    info = scrape.labels("scoreloop_snapshot_info")
+    assert len(info) == 1 and info[0]["model_version"] == "v0.0.1"
+    assert scrape.value("scoreloop_snapshot_reloads_total", result="swapped") == 1
 
 
 def test_no_snapshot_means_not_ready_and_503(state: Path) -> None:
@@ -308,6 +299,7 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         "/scores/{entity_id}",
         "/scores/lookup",
         "/predict",
+        "/explain/{entity_id}",
         "/model",
         "/healthz",
         "/readyz",

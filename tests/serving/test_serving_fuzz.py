@@ -50,7 +50,7 @@ def test_no_server_errors_on_generated_requests(serving_settings: ServingSetting
     with TestClient(app):  # runs the lifespan: the snapshot is loaded
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 8
+        assert len(operations) == 9
         seen: dict[str, set[int]] = {}
         for operation in operations:
             for mode in schemathesis.GenerationMode:

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
+from support.serving import Scrape
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import (
@@ -79,12 +80,7 @@ def test_reload_metric_keeps_a_refusal_until_a_good_snapshot_is_loaded(
     store = SnapshotStore(snapshots, id_dtype="int", metrics=metrics)
 
     def success() -> str:
-        line = next(
-            x
-            for x in metrics.render().splitlines()
-            if x.startswith("scoreloop_snapshot_last_") and "success" in x
-        )
-        return line.rsplit(" ", 1)[1]
+        return str(int(Scrape(metrics.render()).value("scoreloop_snapshot_last_reload_success")))
 
     assert store.reload().result == "swapped"
     good = store.current

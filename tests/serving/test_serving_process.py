@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from support.serving import TOKEN
+from support.serving import TOKEN, Scrape
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import SCORES_FILE, publish_snapshot
@@ -97,7 +97,7 @@ def test_swap_under_load_then_refusals(
         shutil.move(aside / bad.snapshot_id, snapshots / bad.snapshot_id)
         (snapshots / "CURRENT.tmp").write_text(bad.snapshot_id)
         os.replace(snapshots / "CURRENT.tmp", snapshots / "CURRENT")
-        _wait_for_metric(base, 'scoreloop_snapshot_reloads_total{result="refused"} 1')
+        _wait_for_metric(base, "scoreloop_snapshot_reloads_total", 1, result="refused")
         some = ids[0]
         assert httpx.get(f"{base}/scores/{some}").json()["model_version"] == "v0.0.2"
         assert httpx.get(f"{base}/readyz").json()["snapshot_id"] != bad.snapshot_id
@@ -106,13 +106,15 @@ def test_swap_under_load_then_refusals(
     assert service.returncode is not None
 
 
-def _wait_for_metric(base: str, line: str, timeout: float = 10.0) -> None:
+def _wait_for_metric(
+    base: str, name: str, value: float, timeout: float = 10.0, **labels: str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if line in httpx.get(f"{base}/metrics").text.splitlines():
+        if Scrape(httpx.get(f"{base}/metrics").text).get(name, -1.0, **labels) == value:
             return
         time.sleep(0.1)
-    raise AssertionError(f"metric line {line!r} not seen within {timeout} s")
+    raise AssertionError(f"metric {name}{labels} == {value} not seen within {timeout} s")
 
 
 def test_serve_refuses_to_start_without_an_admin_token(state: Path) -> None:

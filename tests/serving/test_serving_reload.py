@@ -9,7 +9,7 @@ import polars as pl
 import yaml
 from pydantic import SecretStr
 from starlette.testclient import TestClient
-from support.serving import TOKEN
+from support.serving import TOKEN, Scrape
 
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import SCORES_FILE, publish_snapshot
@@ -68,9 +68,9 @@ def test_corrupt_snapshot_is_refused_and_the_last_good_one_serves(
     assert client.get(f"/scores/{entity}").json()["model_version"] == "v0.0.1"
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and "sha256" in ready["last_error"]
-    metrics = client.get("/metrics").text.splitlines()
-    assert 'scoreloop_snapshot_reloads_total{result="refused"} 1' in metrics
-    assert "scoreloop_snapshot_last_reload_success 0" in metrics
+    metrics = Scrape(client.get("/metrics").text)
+    assert metrics.value("scoreloop_snapshot_reloads_total", result="refused") == 1
+    assert metrics.value("scoreloop_snapshot_last_reload_success") == 0
     # Refused once, not retried on every poll; an operator reload retries (and refuses again).
     assert store.reload().result == "unchanged"
     forced = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})

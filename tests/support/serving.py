@@ -42,3 +42,34 @@ def scores_frame(
         pl.lit(datetime(2026, 2, 1, tzinfo=UTC)).alias("scored_at"),
         pl.lit("md5-test").alias("data_version"),
     )
+
+
+class Scrape:
+    """A ``/metrics`` body parsed by ``prometheus_client.parser`` (never by string matching)."""
+
+    def __init__(self, text: str) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.samples = [s for f in self.families.values() for s in f.samples]
+
+    def value(self, name: str, **labels: str) -> float:
+        """The one sample named ``name`` whose labels include ``labels`` (KeyError if none)."""
+        found = [
+            s.value
+            for s in self.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} samples {name}{labels} in the scrape")
+        return float(found[0])
+
+    def get(self, name: str, default: float = 0.0, **labels: str) -> float:
+        try:
+            return self.value(name, **labels)
+        except KeyError:
+            return default
+
+    def labels(self, name: str) -> list[dict[str, str]]:
+        """The label sets of every sample named ``name``."""
+        return [dict(s.labels) for s in self.samples if s.name == name]
