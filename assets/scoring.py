@@ -39,6 +39,11 @@ GROUP = "scoring"
 SCORES = dg.AssetKey("scores")
 SERVING_SNAPSHOT = dg.AssetKey("serving_snapshot")
 VALIDATED_BATCH = dg.AssetKey("validated_batch")
+CHAMPION = dg.AssetKey("champion")
+#: The champion is upstream of what it scores and serves (lineage: champion -> scores ->
+#: serving_snapshot). It is ignored by the eager conditions: a promotion rescores the population
+#: through ``champion_rescore_sensor`` (one ``serving_snapshot`` run), not one run per partition.
+IGNORE_CHAMPION = dg.AssetSelection.assets(CHAMPION)
 RESCORE_TAG = "scoreloop/rescore"
 
 
@@ -72,7 +77,7 @@ def batch_metadata(result: BatchScoreResult, uri: str) -> dict[str, Any]:
 
 @dg.asset(
     key=SCORES,
-    deps=[VALIDATED_BATCH],
+    deps=[VALIDATED_BATCH, CHAMPION],
     partitions_def=batch_partitions,
     group_name=GROUP,
     kinds={"catboost", "delta"},
@@ -80,7 +85,7 @@ def batch_metadata(result: BatchScoreResult, uri: str) -> dict[str, Any]:
     # Not combined with all_deps_blocking_checks_passed(): asset checks are not per partition
     # here, so one refused batch would block every later batch. A refused batch's run fails
     # with BatchNotAcceptedError instead (score_batch reads the ingest log).
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=dg.AutomationCondition.eager().ignore(IGNORE_CHAMPION),
 )
 def scores(
     context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
@@ -106,12 +111,12 @@ def scores(
 
 @dg.asset(
     key=SERVING_SNAPSHOT,
-    deps=[SCORES],
+    deps=[SCORES, CHAMPION],
     group_name=GROUP,
     kinds={"arrow"},
-    automation_condition=dg.AutomationCondition.eager().without(
-        ~dg.AutomationCondition.any_deps_missing()
-    ),
+    automation_condition=dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .ignore(IGNORE_CHAMPION),
 )
 def serving_snapshot(
     context: dg.AssetExecutionContext, scoreloop: ScoreloopResource

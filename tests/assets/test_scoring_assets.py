@@ -77,6 +77,11 @@ def test_definitions_hold_scoring_assets_sensor_and_job() -> None:
     scores_def = defs.resolve_assets_def("scores")
     assert scores_def.partitions_def == batch_partitions
     assert scores_def.automation_conditions_by_key[dg.AssetKey("scores")] is not None
+    # the model is in the lineage: champion -> scores -> serving_snapshot, champion -> monitoring
+    graph = defs.resolve_asset_graph()
+    children = {k.to_user_string() for k in graph.get(dg.AssetKey("champion")).child_keys}
+    assert {"scores", "serving_snapshot", "drift", "performance"} <= children
+    assert dg.AssetKey("scores") in graph.get(dg.AssetKey("serving_snapshot")).parent_keys
 
 
 @pytest.mark.slow
