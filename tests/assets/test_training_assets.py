@@ -107,6 +107,14 @@ def test_retraining_assets_gate_and_manual_promotion(
     assert any("min_delta" in r for r in refused["reasons"])
 
     runner = CliRunner()
+    # `model list` names the refused version and why (never a blank stage)
+    listed = runner.invoke(app, ["model", "list"])
+    assert listed.exit_code == 0, listed.output
+    rows = {
+        line.split("│")[1].strip(): line for line in listed.output.splitlines() if "│ v0" in line
+    }
+    assert "prod (champion)" in rows["v0.0.1"] and "refused" in rows["v0.0.2"]
+    assert "min_delta" in listed.output
     # `gate` shows the recorded decision; `gate --apply` returns the refusal already concluded.
     shown_gate = runner.invoke(app, ["gate"])
     assert shown_gate.exit_code == 1 and "reject" in shown_gate.output
@@ -125,6 +133,8 @@ def test_retraining_assets_gate_and_manual_promotion(
     assert decisions(settings)[-1]["forced"] and decisions(settings)[-1]["force_reason"] == "drill"
     shown = runner.invoke(app, ["model", "show", "v0.0.2"])
     assert shown.exit_code == 0 and "forced: drill" in shown.output
+    # the card is rendered markdown, not its source
+    assert "Model card" in shown.output and "# Model card" not in shown.output
     assert runner.invoke(app, ["model", "rollback"]).exit_code == 0
     back = resolve_champion(settings)
     assert back is not None and back.version == "v0.0.1"
