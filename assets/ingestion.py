@@ -2,10 +2,13 @@
 
 ``raw_batch`` fingerprints the landed file, ``validated_batch`` + ``quarantine`` come from one
 ``pipelines.ingest.ingest_file`` call, ``labels`` ingests the label file of a batch when it lands
-(later). Blocking checks on the reject rate keep downstream assets off a refused batch, and
-``landing_sensor`` turns new files into partitions and runs.
+(later). The reject-rate checks are per partition (``partitions_def=batch_partitions``): a refused
+batch is a failed check with ERROR severity on its partition, its run still succeeds (a refusal
+is an expected outcome, not a failed run), ``validated_batch`` says ``status: refused`` with no
+rows, and ``scores`` skips it. ``landing_sensor`` turns new files into partitions and runs.
 """
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,10 +151,15 @@ def labels(
 def _reject_rate_check(scoreloop: ScoreloopResource, kind: Kind, batch_id: str) -> Any:
     entry = ingest_log_entry(scoreloop.settings().tables, kind, batch_id)
     if entry is None:
-        return dg.AssetCheckResult(passed=False, description=f"batch {batch_id} was never ingested")
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"batch {batch_id} was never ingested",
+        )
     rate = entry["reject_rate"]
     return dg.AssetCheckResult(
         passed=entry["status"] == "accepted",
+        severity=dg.AssetCheckSeverity.ERROR,
         description=(
             f"batch {batch_id} {entry['status']}"
             + (f": {entry['error']}" if entry["error"] else f", reject rate {rate:.2%}")
@@ -165,35 +173,42 @@ def _reject_rate_check(scoreloop: ScoreloopResource, kind: Kind, batch_id: str) 
     )
 
 
-@dg.asset_check(asset=VALIDATED_BATCH, blocking=True)
-def reject_rate_within_limit(
-    context: dg.AssetCheckExecutionContext, scoreloop: ScoreloopResource
-) -> dg.AssetCheckResult:
-    """The batch was accepted (reject rate <= validation.max_reject_rate), per the ingest log."""
-    return _reject_rate_check(scoreloop, "records", context.partition_key)  # type: ignore[no-any-return]
+# Partitioned asset checks are a preview feature of Dagster 1.13 (a PreviewWarning when defined):
+# they put the refusal on the batch's own partition in the UI instead of on the whole asset.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+
+    @dg.asset_check(asset=VALIDATED_BATCH, partitions_def=batch_partitions)
+    def reject_rate_within_limit(
+        context: dg.AssetCheckExecutionContext, scoreloop: ScoreloopResource
+    ) -> dg.AssetCheckResult:
+        """The batch was accepted (reject rate <= validation.max_reject_rate), per the ingest
+        log. A refusal fails with ERROR severity on the batch's partition; the run succeeds and
+        ``scores`` skips the batch."""
+        return _reject_rate_check(scoreloop, "records", context.partition_key)  # type: ignore[no-any-return]
+
+    @dg.asset_check(asset=LABELS, partitions_def=batch_partitions)
+    def labels_reject_rate_within_limit(
+        context: dg.AssetCheckExecutionContext, scoreloop: ScoreloopResource
+    ) -> dg.AssetCheckResult:
+        """The label file was accepted (reject rate <= max_reject_rate), per the ingest log."""
+        return _reject_rate_check(scoreloop, "labels", context.partition_key)  # type: ignore[no-any-return]
 
 
-@dg.asset_check(asset=LABELS, blocking=True)
-def labels_reject_rate_within_limit(
-    context: dg.AssetCheckExecutionContext, scoreloop: ScoreloopResource
-) -> dg.AssetCheckResult:
-    """The label file was accepted (reject rate <= max_reject_rate), per the ingest log."""
-    return _reject_rate_check(scoreloop, "labels", context.partition_key)  # type: ignore[no-any-return]
-
+INGEST_JOB = "ingest"
+#: What one landed file materialises in an ``ingest`` run (the checks of these assets come along).
+RECORDS_SELECTION = [RAW_BATCH, VALIDATED_BATCH, QUARANTINE]
+LABELS_SELECTION = [LABELS]
 
 ingest_job = dg.define_asset_job(
-    "ingest_job",
-    selection=dg.AssetSelection.assets(RAW_BATCH, VALIDATED_BATCH, QUARANTINE),
-    description="Fingerprint, validate and quarantine one landed batch.",
-)
-labels_job = dg.define_asset_job(
-    "labels_job",
-    selection=dg.AssetSelection.assets(LABELS),
-    description="Ingest the labels of one batch.",
+    INGEST_JOB,
+    selection=dg.AssetSelection.assets(*RECORDS_SELECTION, *LABELS_SELECTION),
+    description="Ingest one landed batch: fingerprint, validate and quarantine its records file, "
+    "and/or ingest its labels file (a run selects what landed).",
 )
 
 
-@dg.sensor(jobs=[ingest_job, labels_job], minimum_interval_seconds=30)
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30)
 def landing_sensor(
     context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
 ) -> dg.SensorResult | dg.SkipReason:
@@ -227,8 +242,9 @@ def landing_sensor(
         run_requests=[
             dg.RunRequest(
                 run_key=f.run_key,
-                job_name=ingest_job.name if f.kind == "records" else labels_job.name,
+                job_name=INGEST_JOB,
                 partition_key=f.batch_id,
+                asset_selection=RECORDS_SELECTION if f.kind == "records" else LABELS_SELECTION,
                 tags={"scoreloop/file": str(f.path)},
             )
             for f in new
@@ -243,7 +259,7 @@ def landing_sensor(
 defs = dg.Definitions(
     assets=[raw_batch, validated_batch, labels],
     asset_checks=[reject_rate_within_limit, labels_reject_rate_within_limit],
-    jobs=[ingest_job, labels_job],
+    jobs=[ingest_job],
     sensors=[landing_sensor],
     resources=RESOURCES,
 )

@@ -1,16 +1,20 @@
-"""Run assets in-process on a persistent instance (what the demo and tests use).
+"""Run the named jobs in-process on a persistent instance (what the demo and tests use).
 
-Ingestion (one run per batch partition), retraining (the ``retraining`` assets in one run, the
-blocking ``gate`` check stopping ``champion``), the serving snapshot (``serving_snapshot``, which
+Each run is a run of one of the jobs of ``assets.definitions`` (``ingest``, ``retraining``,
+``scoring``, ``monitoring``), so the UI lists it under that job, exactly like a run a sensor
+launched: ingestion (one ``ingest`` run per batch partition, selecting what landed), retraining
+(the ``retraining`` job; a refused challenger is a successful run whose ``champion`` is not
+materialised), the serving snapshot (``scoring`` with ``serving_snapshot`` selected, which
 rescores the population first), the rescore-on-promotion sensor evaluated once, and the
-monitoring assets per batch. Every run lands in the instance the UI opens (``make ui``).
-The demo (``scoreloop.demo``) drives the loop through these functions.
+monitoring assets per batch (``monitoring``). Every run lands in the instance the UI opens
+(``make ui``). The demo (``scoreloop.demo``) drives the loop through these functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,12 @@ import dagster as dg
 
 from assets import ingestion, monitoring, scoring, training
 from assets.partitions import BATCHES
-from assets.resources import RESOURCES, ScoreloopResource
+from assets.resources import RESOURCES
+
+INGEST_JOB = ingestion.INGEST_JOB
+RETRAINING_JOB = training.retraining_job.name
+SCORING_JOB = scoring.SCORING_JOB
+MONITORING_JOB = monitoring.MONITORING_JOB
 
 RECORD_ASSETS: list[dg.AssetsDefinition | dg.AssetChecksDefinition] = [
     ingestion.raw_batch,
@@ -100,6 +109,40 @@ def _materialize(
     return summarize(partition_key or "", result)
 
 
+@cache
+def job_def(name: str) -> dg.JobDefinition:
+    """The named job of ``assets.definitions`` (resources bound), resolved once per process."""
+    from assets.definitions import defs
+
+    return defs.resolve_job_def(name)
+
+
+def run_job(
+    instance: dg.DagsterInstance,
+    name: str,
+    selection: Sequence[dg.AssetKey] | None = None,
+    *,
+    partition_key: str | None = None,
+    resource_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> BatchRun:
+    """One in-process run of the job ``name`` (``selection``: a subset of its assets, with their
+    checks) on the persistent instance, quiet, never raising: its summary. ``resource_config``
+    sets fields of the ``scoreloop`` resource for this run (run config, shown in the UI)."""
+    run_config: dict[str, Any] = dict(QUIET)
+    if resource_config:
+        run_config["resources"] = {"scoreloop": {"config": resource_config}}
+    result = job_def(name).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=list(selection) if selection is not None else None,
+        raise_on_error=False,
+        tags={**DEMO_TAGS, **(tags or {})},
+        run_config=run_config,
+    )
+    return summarize(partition_key or "", result)
+
+
 def _text(value: dg.MetadataValue) -> str:
     return str(getattr(value, "value", value))
 
@@ -113,11 +156,14 @@ DEMO_TAGS = {"scoreloop/source": "demo"}
 def materialize_batch(
     instance: dg.DagsterInstance, batch_id: str, *, records: bool = True, labels: bool = False
 ) -> BatchRun:
-    """Materialise one batch partition: records assets and/or its labels, in one run."""
-    selection = [*(RECORD_ASSETS if records else []), *(LABEL_ASSETS if labels else [])]
+    """Materialise one batch partition: records assets and/or its labels, in one ``ingest`` run."""
+    selection = [
+        *(ingestion.RECORDS_SELECTION if records else []),
+        *(ingestion.LABELS_SELECTION if labels else []),
+    ]
     if batch_id not in instance.get_dynamic_partitions(BATCHES):
         instance.add_dynamic_partitions(BATCHES, [batch_id])
-    return _materialize(instance, selection, partition_key=batch_id)
+    return run_job(instance, INGEST_JOB, selection, partition_key=batch_id)
 
 
 def ingest_batches(
@@ -145,34 +191,32 @@ RETRAINING_ASSETS: list[dg.AssetsDefinition] = [
 MONITORING_ASSETS: list[dg.AssetsDefinition] = [monitoring.drift, monitoring.performance]
 
 
-def _resources(params_path: Path | None) -> dict[str, ScoreloopResource]:
-    if params_path is None:
-        return RESOURCES
-    return {"scoreloop": ScoreloopResource(params_path=str(params_path))}
-
-
 def run_retraining(
     dagster_home: Path, *, params_path: Path | None = None, tags: dict[str, str] | None = None
 ) -> BatchRun:
-    """One run of the ``retraining`` assets: training_set -> challenger -> evaluation (+ the
-    blocking ``gate`` check) -> champion. A refused challenger fails the gate check, so
-    ``champion`` is not materialised (``"champion" not in run.materialized``).
+    """One run of the ``retraining`` job: training_set -> challenger -> evaluation (+ its
+    ``gate`` check) -> champion. A refused challenger is a successful run: the ``gate`` check
+    fails with WARN severity and ``champion`` is not materialised
+    (``"champion" not in run.materialized``).
 
     ``params_path`` overrides ``settings.params_path`` for this run only (the demo's first
-    champion uses a copy of params.yaml with ``split.until`` set).
+    champion uses a copy of params.yaml with ``split.until`` set), as the run's resource config.
     """
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        return _materialize(
-            instance, RETRAINING_ASSETS, resources=_resources(params_path), tags=tags
+        return run_job(
+            instance,
+            RETRAINING_JOB,
+            resource_config={"params_path": str(params_path)} if params_path else None,
+            tags=tags,
         )
 
 
 def publish_snapshot(dagster_home: Path, *, tags: dict[str, str] | None = None) -> BatchRun:
-    """One run of ``serving_snapshot`` (= ``rescore_job``): every accepted batch lacking the
-    champion's scores is scored (reported as ``scores`` partition materialisations), then one
-    serving snapshot is published."""
+    """One ``scoring`` run of ``serving_snapshot`` (what ``champion_rescore_sensor`` requests):
+    every accepted batch lacking the champion's scores is scored (reported as ``scores``
+    partition materialisations), then one serving snapshot is published."""
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        return _materialize(instance, [scoring.serving_snapshot], tags=tags)
+        return run_job(instance, SCORING_JOB, [scoring.SERVING_SNAPSHOT], tags=tags)
 
 
 def rescore_request(dagster_home: Path, cursor: str | None) -> dg.RunRequest | None:
@@ -191,11 +235,13 @@ def monitor_batches(
     batches: Iterable[str],
     on_done: Callable[[BatchRun], None] | None = None,
 ) -> Sequence[BatchRun]:
-    """Materialise ``drift`` and ``performance`` (with their warning checks) per batch."""
+    """Materialise ``drift`` and ``performance`` (with their warning checks) per batch, one
+    ``monitoring`` run each."""
+    keys = [key for asset in MONITORING_ASSETS for key in asset.keys]
     runs = []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for batch_id in batches:
-            run = _materialize(instance, MONITORING_ASSETS, partition_key=batch_id)
+            run = run_job(instance, MONITORING_JOB, keys, partition_key=batch_id)
             runs.append(run)
             if on_done is not None:
                 on_done(run)

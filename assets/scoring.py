@@ -3,16 +3,17 @@
 Each body calls one pipelines function (``pipelines.scores_table``, ``pipelines.rescore``):
 
 - ``scores`` (one partition per batch) runs ``score_batch`` with the champion as soon as the
-  batch's ``validated_batch`` is materialised (eager automation); a refused batch fails with a
-  clear error and is never scored.
+  batch's ``validated_batch`` is materialised (eager automation); a refused or failed batch is
+  skipped (a warning, no materialisation, the run succeeds) and never scored.
   Before any model is promoted it materialises nothing: those batches are scored when the first
   champion arrives (the rescore below).
 - ``serving_snapshot`` runs ``rescore_population``: every accepted batch that lacks the champion's
   scores for its current data is scored first, then one snapshot of the champion's latest score
   per entity is published. It runs after new scores (eager) and when the champion changes.
 - ``champion_rescore_sensor`` watches :func:`pipelines.registry.resolve_champion` (cursor = the
-  champion version) and, on a change, requests a ``serving_snapshot`` run, which rescores the
-  population with the new champion before publishing: a snapshot never mixes model versions.
+  champion version) and, on a change, requests a ``scoring`` run of ``serving_snapshot``, which
+  rescores the population with the new champion before publishing: a snapshot never mixes model
+  versions.
 """
 
 from collections.abc import Iterator
@@ -23,10 +24,12 @@ import dagster as dg
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.features import FeatureMismatchError
+from pipelines.landing import ingest_log_entry
 from pipelines.registry import RegistryError, resolve_champion
 from pipelines.rescore import rescore_population
 from pipelines.score import ScoringError
 from pipelines.scores_table import (
+    BatchNotAcceptedError,
     BatchScoreResult,
     ScoreSummary,
     sample_markdown,
@@ -39,6 +42,11 @@ GROUP = "scoring"
 SCORES = dg.AssetKey("scores")
 SERVING_SNAPSHOT = dg.AssetKey("serving_snapshot")
 VALIDATED_BATCH = dg.AssetKey("validated_batch")
+CHAMPION = dg.AssetKey("champion")
+#: The champion is upstream of what it scores and serves (lineage: champion -> scores ->
+#: serving_snapshot). It is ignored by the eager conditions: a promotion rescores the population
+#: through ``champion_rescore_sensor`` (one ``serving_snapshot`` run), not one run per partition.
+IGNORE_CHAMPION = dg.AssetSelection.assets(CHAMPION)
 RESCORE_TAG = "scoreloop/rescore"
 
 
@@ -72,15 +80,14 @@ def batch_metadata(result: BatchScoreResult, uri: str) -> dict[str, Any]:
 
 @dg.asset(
     key=SCORES,
-    deps=[VALIDATED_BATCH],
+    deps=[VALIDATED_BATCH, CHAMPION],
     partitions_def=batch_partitions,
     group_name=GROUP,
     kinds={"catboost", "delta"},
     output_required=False,
-    # Not combined with all_deps_blocking_checks_passed(): asset checks are not per partition
-    # here, so one refused batch would block every later batch. A refused batch's run fails
-    # with BatchNotAcceptedError instead (score_batch reads the ingest log).
-    automation_condition=dg.AutomationCondition.eager(),
+    # A refused batch is skipped in the body (the ingest log says so), not by a blocking check:
+    # the refusal is an expected outcome and its runs succeed.
+    automation_condition=dg.AutomationCondition.eager().ignore(IGNORE_CHAMPION),
 )
 def scores(
     context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
@@ -96,6 +103,12 @@ def scores(
         return
     try:
         result = score_batch(context.partition_key, settings=settings, champion=champion)
+    except BatchNotAcceptedError as exc:
+        if ingest_log_entry(settings.tables, "records", context.partition_key) is None:
+            raise dg.Failure(description=str(exc)) from exc
+        # refused or failed at ingest: an expected outcome, shown by its ingest check
+        context.log.warning(f"not scored: {exc}")
+        return
     except (ScoringError, FeatureMismatchError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     yield dg.MaterializeResult(
@@ -106,12 +119,12 @@ def scores(
 
 @dg.asset(
     key=SERVING_SNAPSHOT,
-    deps=[SCORES],
+    deps=[SCORES, CHAMPION],
     group_name=GROUP,
     kinds={"arrow"},
-    automation_condition=dg.AutomationCondition.eager().without(
-        ~dg.AutomationCondition.any_deps_missing()
-    ),
+    automation_condition=dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .ignore(IGNORE_CHAMPION),
 )
 def serving_snapshot(
     context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
@@ -164,15 +177,18 @@ def serving_snapshot(
     )
 
 
-rescore_job = dg.define_asset_job(
-    "rescore_job",
-    selection=dg.AssetSelection.assets(SERVING_SNAPSHOT),
-    description="Rescore every accepted batch with the champion, then publish a serving snapshot.",
+SCORING_JOB = "scoring"
+scoring_job = dg.define_asset_job(
+    SCORING_JOB,
+    selection=dg.AssetSelection.assets(SCORES, SERVING_SNAPSHOT),
+    description="Score batches with the champion and publish the serving snapshot. A run of "
+    "`serving_snapshot` alone (the rescore) scores every accepted batch lacking the champion's "
+    "scores first, then publishes one snapshot.",
 )
 
 
 @dg.sensor(
-    job=rescore_job,
+    job=scoring_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -202,6 +218,8 @@ def champion_rescore_sensor(
         run_requests=[
             dg.RunRequest(
                 run_key=f"rescore-{champion.version}-from-{context.cursor or 'none'}",
+                job_name=SCORING_JOB,
+                asset_selection=[SERVING_SNAPSHOT],
                 tags={RESCORE_TAG: champion.version},
             )
         ],
@@ -211,7 +229,7 @@ def champion_rescore_sensor(
 
 defs = dg.Definitions(
     assets=[scores, serving_snapshot],
-    jobs=[rescore_job],
+    jobs=[scoring_job],
     sensors=[champion_rescore_sensor],
     resources=RESOURCES,
 )

@@ -2,14 +2,16 @@
 
 Each asset runs one step of :mod:`pipelines.promote` in the deployment repo: the step runs its
 ``dvc.yaml`` stage through DVC, commits ``dvc.lock`` and pushes the outputs, so the DVC hash of the
-output is the asset's data version. ``evaluation`` is the judge step: its blocking ``gate`` check
-reports the decision the step recorded (a refused challenger is registered and its decision
-logged), and ``champion`` does not run. ``champion`` concludes that recorded decision.
+output is the asset's data version. ``evaluation`` is the judge step: its ``decision`` metadata
+and its ``gate`` check report the decision the step recorded (a refused challenger is registered
+and its decision logged). ``champion`` concludes that recorded decision: it materialises only
+when the challenger was promoted. A refusal is an expected outcome, not a failure: the run
+succeeds, the ``gate`` check fails with WARN severity, ``evaluation`` says "refused", and
+``champion`` records an observation ("v0.0.2 refused, v0.0.1 stays champion") without a new
+materialisation (``output_required=False``).
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,9 +82,24 @@ def challenger(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
     )
 
 
+def decision_word(promoted: bool) -> str:
+    """The gate's decision as shown in Dagster metadata: ``promote`` or ``refused``."""
+    return "promote" if promoted else "refused"
+
+
+def outcome_line(version: str, promoted: bool, champion_version: str | None) -> str:
+    """One line a person reads first: what the gate did and who is champion now."""
+    if promoted:
+        return f"{version} promoted (champion was {champion_version or 'none'})"
+    return f"{version} refused, {champion_version or 'no model'} stays champion"
+
+
 def _evaluation_metadata(judgement: promote.Judgement) -> dict[str, Any]:
     evaluation = judgement.evaluation
+    decision = judgement.decision
     metadata: dict[str, Any] = {
+        "decision": decision_word(decision.promote),
+        "outcome": outcome_line(judgement.version, decision.promote, decision.champion_version),
         "holdout_rows": evaluation["holdout_rows"],
         "dvc_md5": judgement.data_version,
     }
@@ -105,8 +122,9 @@ def _evaluation_metadata(judgement: promote.Judgement) -> dict[str, Any]:
         dg.AssetCheckSpec(
             "gate",
             asset="evaluation",
-            blocking=True,
-            description="Promotion gate: floor, improvement over champion, no slice regression.",
+            description="Promotion gate: floor, improvement over champion, no slice regression. "
+            "A refusal is a WARN (an expected outcome): `champion` reads the recorded decision "
+            "and is not materialised.",
         )
     ],
 )
@@ -120,9 +138,12 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
             dg.AssetCheckResult(
                 check_name="gate",
                 passed=decision.promote,
-                severity=dg.AssetCheckSeverity.ERROR,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=outcome_line(
+                    judgement.version, decision.promote, decision.champion_version
+                ),
                 metadata={
-                    "decision": "promote" if decision.promote else "reject",
+                    "decision": decision_word(decision.promote),
                     "reasons": bullet_list(decision.reasons),
                     "primary_metric": decision.primary_metric,
                     "challenger_value": decision.challenger_value,
@@ -138,19 +159,40 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
 @dg.asset(
     group_name=GROUP,
     deps=[evaluation],
-    description="The champion (GTO prod stage): the challenger, promoted once it passed the gate.",
+    output_required=False,
+    description="The champion (GTO prod stage): the challenger, promoted once it passed the gate. "
+    "A refused challenger leaves it untouched (an observation says so, no materialisation).",
 )
-def champion(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+def champion(
+    context: dg.AssetExecutionContext, scoreloop: ScoreloopResource
+) -> Iterator[dg.MaterializeResult[None]]:
     result = _run_step(promote.promote, scoreloop)
     ref = result.champion
+    decision = result.decision
     if ref is None:
-        raise dg.Failure(
-            description="the gate refused the challenger: " + "; ".join(result.decision.reasons)
+        line = outcome_line(result.version, False, decision.champion_version)
+        context.log.warning(f"{line}: " + "; ".join(decision.reasons))
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                description=line,
+                metadata={
+                    "decision": decision_word(False),
+                    "outcome": line,
+                    "refused_version": result.version,
+                    "champion_version": decision.champion_version or "",
+                    "reasons": bullet_list(decision.reasons),
+                    "decision_file": dg.MetadataValue.path(str(result.decision_file)),
+                },
+            )
         )
-    return dg.MaterializeResult(
+        return
+    yield dg.MaterializeResult(
         data_version=dg.DataVersion(f"{ref.name}@{ref.version}"),
         metadata={
             "version": ref.version,
+            "decision": decision_word(True),
+            "outcome": outcome_line(ref.version, True, decision.champion_version),
             "model_dir": dg.MetadataValue.path(str(ref.model_dir)),
             "decision_file": dg.MetadataValue.path(str(result.decision_file)),
             "reasons": bullet_list(result.decision.reasons),

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.deployment_repo import SELECTION_FILE, git, is_deployment_repo
-from pipelines.ingest import LABELS, VALIDATED
 from pipelines.settings import Settings
-from pipelines.tables import open_table
-from pipelines.training_set import Selection
+
+# pipelines.ingest / tables / training_set (pandera, deltalake, polars) are imported where used:
+# `scoreloop maintain --help` (and every other CLI command) imports this module for its defaults.
 
 #: Delta files a table no longer uses are kept this long by default (Delta's own default).
 DEFAULT_RETENTION_HOURS = 168
@@ -65,6 +65,9 @@ def pinned_versions(settings: Settings) -> dict[str, list[int]]:
     if is_deployment_repo(repo):
         revisions = git(repo, "rev-list", "--all", "--", SELECTION_FILE, check=False).split()
         texts.extend(git(repo, "show", f"{rev}:{SELECTION_FILE}", check=False) for rev in revisions)
+    from pipelines.ingest import LABELS, VALIDATED
+    from pipelines.training_set import Selection
+
     pins: dict[str, set[int]] = {VALIDATED: set(), LABELS: set()}
     for text in texts:
         if not text.strip():
@@ -91,6 +94,8 @@ def _size(path: Path) -> int:
 def _vacuum(
     table: Path, retention_hours: int, keep: list[int], dry_run: bool, report: MaintenanceReport
 ) -> None:
+    from pipelines.tables import open_table
+
     delta = open_table(str(table))
     current = int(delta.version())
     keep = [v for v in keep if v <= current]
@@ -117,6 +122,8 @@ def _vacuum(
 
 
 def _empty_parts(table: Path, dry_run: bool, report: MaintenanceReport) -> None:
+    from pipelines.tables import open_table
+
     referenced = set(open_table(str(table)).file_uris())
     for part in table.rglob("*.parquet"):
         if "_delta_log" in part.parts or _size(part) != 0 or part.is_dir():

@@ -15,12 +15,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from catboost import CatBoostClassifier, CatBoostError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.errors import ScoreloopError
+
+if TYPE_CHECKING:  # catboost takes ~1 s to import: only loading a model needs it
+    from catboost import CatBoostClassifier
 
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
@@ -118,6 +120,8 @@ def load_bundle(directory: Path) -> ModelBundle:
     path = directory / MODEL_FILE
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
+    from catboost import CatBoostClassifier, CatBoostError
+
     model = CatBoostClassifier()
     try:
         model.load_model(str(path))

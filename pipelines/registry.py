@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.alerts import Alert, alert_sinks, send_alert
 from pipelines.deployment_repo import (
     DECISIONS_DIR,
     DeploymentRepoError,
@@ -217,12 +216,19 @@ def _tag_lines(repo: Path, prefix: str) -> list[str]:
 def list_versions(settings: Settings | None = None) -> list[ModelVersion]:
     """Registered versions, oldest first, with the champion marked."""
     settings = settings or get_settings()
+    if not is_deployment_repo(settings.registry):
+        return []
+    return _versions(settings, champion_version(settings))
+
+
+def _versions(settings: Settings, champion: tuple[str, str] | None) -> list[ModelVersion]:
+    """Registered versions from the git tags alone (GTO, which knows the champion, is slow to
+    import and ask: only :func:`list_versions` asks it)."""
     repo = settings.registry
     if not is_deployment_repo(repo):
         return []
     prefix = f"{settings.model_name}@"
     lines = _tag_lines(repo, prefix)
-    champion = champion_version(settings)
     versions = []
     for line in lines:
         tag, stamp, peeled, obj = line.split("|")
@@ -326,7 +332,7 @@ def champion_history(settings: Settings) -> list[tuple[datetime, str, str]]:
         return []
     prefix = f"{settings.model_name}#{PROD_STAGE}"
     lines = _tag_lines(repo, prefix)
-    by_commit = {v.commit: v.version for v in list_versions(settings)}
+    by_commit = {v.commit: v.version for v in _versions(settings, None)}
     events = []
     for line in lines:
         tag, stamp, peeled, obj = line.split("|")
@@ -516,6 +522,8 @@ def push_tags(settings: Settings | None = None) -> TagPush:
                 problem = f"the remote rejected it: {exc}"
         result.failed[tag] = problem
     if result.failed:
+        from pipelines.alerts import Alert, alert_sinks, send_alert  # polars/scipy: lazily
+
         send_alert(
             Alert(
                 kind="registry_push",

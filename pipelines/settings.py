@@ -20,8 +20,6 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.spec import load_spec
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_SPEC = PROJECT_ROOT / "data" / "acs_employment" / "spec.yaml"
 
@@ -133,6 +131,20 @@ def model_name(settings: Settings) -> str:
     """
     if settings.model_name_override:
         return settings.model_name_override
+    # Only the two names are read here (yaml, no polars: `scoreloop model list` stays fast); a
+    # file that is not a plain spec mapping goes through load_spec for its clear error.
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(settings.spec_path).read_text())
+    except (OSError, yaml.YAMLError):
+        raw = None
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        from pipelines.naming import registered_name
+
+        return registered_name(raw.get("model_name"), raw["name"])
+    from pipelines.spec import load_spec
+
     return load_spec(settings.spec_path).registered_name
 
 

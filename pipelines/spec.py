@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.errors import ScoreloopError
+from pipelines.naming import registered_name
 from pipelines.reading import SourceSpec
 
 DType = Literal["int", "float", "string", "bool"]
@@ -133,7 +134,7 @@ class DatasetSpec(BaseModel):
     @property
     def registered_name(self) -> str:
         """The model's name in the registry: ``model_name``, else the dataset's name."""
-        return self.model_name or self.name
+        return registered_name(self.model_name, self.name)
 
     @property
     def feature_names(self) -> list[str]:

@@ -20,12 +20,21 @@ __all__ = [
     "estimated_performance",
     "ingest_alert_sensor",
     "monitoring_failure_sensor",
+    "monitoring_job",
     "performance",
     "staleness_sensor",
 ]
 
+MONITORING_JOB = "monitoring"
+monitoring_job = dg.define_asset_job(
+    MONITORING_JOB,
+    selection=dg.AssetSelection.assets(drift, performance, estimated_performance),
+    description="Drift and realised / estimated performance of one batch with the champion.",
+)
+
 defs = dg.Definitions(
     assets=[drift, performance, estimated_performance],
+    jobs=[monitoring_job],
     sensors=[monitoring_failure_sensor, ingest_alert_sensor, staleness_sensor],
     resources=RESOURCES,
 )

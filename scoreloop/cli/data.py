@@ -11,9 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.errors import ScoreloopError
-from pipelines.params import load_params
 from pipelines.settings import get_settings
-from pipelines.spec import load_spec, save_spec
 
 dataset_app = typer.Typer(help="Dataset specs: draft one for your own table.", no_args_is_help=True)
 console = Console()
@@ -79,6 +77,8 @@ def dataset_infer(
     params_path = params_out or spec_path.with_name(
         spec_path.name.removesuffix(".spec.yaml").removesuffix(".yaml") + ".params.yaml"
     )
+    from pipelines.spec import save_spec
+
     save_spec(result.spec, spec_path)
     for section, values in result.params.items():
         base[section] = {**(base.get(section) or {}), **values}
@@ -105,6 +105,8 @@ def ingest(
     exit code is the number of failed files (0 when all were ingested; at most 100).
     """
     from pipelines.ingest import ingest_file, is_in_flight, landing_name_problem, parse_landing_name
+    from pipelines.params import load_params
+    from pipelines.spec import load_spec
     from pipelines.validate import BatchReadError
 
     settings = get_settings()
@@ -199,9 +201,11 @@ def simulate(
     """Replay a dataset into the landing folder as batch and label files (optionally faulty)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from pipelines.params import load_params
     from pipelines.settings import BUNDLED_SPEC
     from pipelines.simulate import SimulationError, parse_fault
     from pipelines.simulate import simulate as run_simulation
+    from pipelines.spec import load_spec
 
     settings = get_settings()
     spec = load_spec(settings.spec_path)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipelines.maintain import DEFAULT_RETENTION_HOURS, DEFAULT_STAGING_MINUTES, maintain
+from pipelines.maintain import DEFAULT_RETENTION_HOURS, DEFAULT_STAGING_MINUTES
 from pipelines.settings import get_settings
 
 console = Console()
@@ -25,6 +25,8 @@ def maintain_command(
 ) -> None:
     """Vacuum the Delta tables (keeping what training-set selections pin), remove 0-byte part
     files and stale snapshot staging folders; print what went and the space freed."""
+    from pipelines.maintain import maintain
+
     report = maintain(
         get_settings(),
         retention_hours=retention_hours,

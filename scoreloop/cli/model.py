@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from pipelines.errors import ScoreloopError
 from pipelines.settings import Settings, get_settings
@@ -157,8 +157,15 @@ def gate_command(
 
 @model_app.command("list")
 def model_list() -> None:
-    """Registered versions, the champion, the stage history, and tags not yet pushed."""
-    from pipelines.registry import RegistryError, champion_history, list_versions, unpushed_tags
+    """Registered versions, the champion, refused versions and why, the stage history, and
+    tags not yet pushed."""
+    from pipelines.registry import (
+        RegistryError,
+        champion_history,
+        decisions,
+        list_versions,
+        unpushed_tags,
+    )
 
     settings = get_settings()
     versions = list_versions(settings)
@@ -170,23 +177,43 @@ def model_list() -> None:
     except RegistryError as exc:
         console.print(f"[red]registry remote unreachable:[/red] {exc}")
         pending = set()
-    table = Table("version", "registered at", "commit", "stage", "remote")
+    last_decision = {d.get("version"): d for d in decisions(settings)}
+    table = Table("version", "registered at", "commit", Column("stage", no_wrap=True), "remote")
     name = settings.model_name
+    refused = []
     for v in versions:
+        stage, why = _stage_column(v.is_champion, last_decision.get(v.version))
+        if "refused" in stage:
+            refused.append(f"  {v.version} refused by the gate: {why}")
         table.add_row(
             v.version,
             v.registered_at.isoformat() if v.registered_at else "-",
             v.commit[:12],
-            "[green]prod (champion)[/green]" if v.is_champion else "",
+            stage,
             _remote_column(settings, f"{name}@{v.version}" in pending),
         )
     console.print(table)
+    for line in refused:
+        console.print(line, markup=False)
     for when, version, event in champion_history(settings):
         console.print(f"  {when.isoformat()}  prod {event:10} {version}")
     for tag in sorted(pending):
         console.print(f"[red]unpushed[/red] {tag}")
     if pending:
         console.print("push them with `scoreloop model push`")
+
+
+def _stage_column(is_champion: bool, decision: dict[str, Any] | None) -> tuple[str, str]:
+    """The ``stage`` and ``why`` cells of a version: champion, refused by the gate (with its
+    reasons), or a former champion; never a blank stage."""
+    reasons = "; ".join(decision.get("reasons", [])) if decision else ""
+    if is_champion:
+        return "[green]prod (champion)[/green]", reasons
+    if decision is None:
+        return "registered", "no gate decision recorded"
+    if decision.get("action") == "gate" or decision.get("decision") == "reject":
+        return "[yellow]refused[/yellow]", reasons
+    return "former champion", reasons
 
 
 def _remote_column(settings: Settings, unpushed: bool) -> str:
@@ -223,9 +250,11 @@ def model_show(version: str) -> None:
     raw = git(settings.registry, "show", f"{commit}:evaluation/evaluation.json", check=False)
     evaluation = json.loads(raw) if raw else None
     mine = [d for d in decisions(settings) if d.get("version") == version]
+    from rich.markdown import Markdown
+
+    # the card is markdown: rendered (headings, tables, lists), not printed as raw text
     console.print(
-        render_card(metadata, evaluation=evaluation, decision=mine[-1] if mine else None),
-        markup=False,
+        Markdown(render_card(metadata, evaluation=evaluation, decision=mine[-1] if mine else None))
     )
 
 

@@ -115,8 +115,9 @@ def ingest_step(ctx: DemoContext) -> RenderableType:
 
         runs = runner.ingest_batches(home, plan, on_done=done)
     ctx.results["ingest_runs"] = runs
+    # a refused batch's run succeeds with a failed check; a failed batch's run fails
     refused = sum(1 for r in runs if r.failed_checks)
-    failed = sum(1 for r in runs if not r.success) - refused
+    failed = sum(1 for r in runs if not r.success and not r.failed_checks)
     ctx.headlines["ingest"] = (
         f"{len(runs) - refused - failed} accepted, {refused} refused, {failed} failed"
     )
@@ -248,7 +249,8 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
     return Group(
         summary,
         f"champion_rescore_sensor: champion {previous.version if previous else None} -> "
-        f"{champion.version}, requested rescore_job (run key {request.run_key})",
+        f"{champion.version}, requested a scoring run of serving_snapshot "
+        f"(run key {request.run_key})",
         rescored,
     )
 

@@ -36,6 +36,10 @@ def apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
 
 
+def selected(request: dg.RunRequest) -> tuple[str, ...]:
+    return tuple(k.to_user_string() for k in request.asset_selection or [])
+
+
 def test_new_files_become_partitions_and_one_run_each(
     land: Land, landing: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -53,10 +57,11 @@ def test_new_files_become_partitions_and_one_run_each(
     assert add.partitions_def_name == batch_partitions.name
     assert sorted(add.partition_keys) == ["2015-01", "2015-02"]
     requests = first.run_requests or []
-    assert [(r.job_name, r.partition_key) for r in requests] == [
-        ("ingest_job", "2015-01"),
-        ("labels_job", "2015-01"),
-        ("ingest_job", "2015-02"),  # landed last (newest mtime)
+    records = ("raw_batch", "validated_batch", "quarantine")
+    assert [(r.job_name, r.partition_key, selected(r)) for r in requests] == [
+        ("ingest", "2015-01", records),
+        ("ingest", "2015-01", ("labels",)),
+        ("ingest", "2015-02", records),  # landed last (newest mtime)
     ]
     assert len({r.run_key for r in requests}) == 3
     assert first.cursor is not None
@@ -77,8 +82,8 @@ def test_new_files_become_partitions_and_one_run_each(
     third = tick(instance, first.cursor)
     assert isinstance(third, dg.SensorResult)
     assert sorted((r.job_name, r.partition_key) for r in third.run_requests or []) == [
-        ("ingest_job", "2015-01"),
-        ("ingest_job", "2015-04"),
+        ("ingest", "2015-01"),
+        ("ingest", "2015-04"),
     ]
     [add] = third.dynamic_partitions_requests or []
     assert isinstance(add, dg.AddDynamicPartitionsRequest)

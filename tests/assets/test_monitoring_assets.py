@@ -76,7 +76,11 @@ def test_definitions_wire_monitoring() -> None:
     assert repo.get_job("retraining").name == "retraining"
     drift_node = repo.asset_graph.get(dg.AssetKey("drift"))
     assert drift_node.partitions_def == batch_partitions
-    assert {k.to_user_string() for k in drift_node.parent_keys} == {"validated_batch", "scores"}
+    assert {k.to_user_string() for k in drift_node.parent_keys} == {
+        "validated_batch",
+        "scores",
+        "champion",
+    }
 
 
 def test_drift_and_performance_on_two_batches(

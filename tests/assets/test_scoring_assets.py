@@ -52,8 +52,14 @@ def _run_request(
 
 
 def _launch(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    job = scoring_assets.defs.resolve_job_def(request.job_name or "rescore_job")
-    return job.execute_in_process(instance=instance, tags=request.tags, run_config=QUIET)
+    assert request.job_name == "scoring"
+    job = scoring_assets.defs.resolve_job_def(request.job_name)
+    return job.execute_in_process(
+        instance=instance,
+        tags=request.tags,
+        run_config=QUIET,
+        asset_selection=request.asset_selection,
+    )
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
@@ -72,11 +78,19 @@ def test_definitions_hold_scoring_assets_sensor_and_job() -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"scores", "serving_snapshot"} <= keys
     assert defs.resolve_sensor_def("champion_rescore_sensor").name == "champion_rescore_sensor"
-    job = defs.resolve_job_def("rescore_job")
-    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"serving_snapshot"}
+    job = defs.resolve_job_def("scoring")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
+        "scores",
+        "serving_snapshot",
+    }
     scores_def = defs.resolve_assets_def("scores")
     assert scores_def.partitions_def == batch_partitions
     assert scores_def.automation_conditions_by_key[dg.AssetKey("scores")] is not None
+    # the model is in the lineage: champion -> scores -> serving_snapshot, champion -> monitoring
+    graph = defs.resolve_asset_graph()
+    children = {k.to_user_string() for k in graph.get(dg.AssetKey("champion")).child_keys}
+    assert {"scores", "serving_snapshot", "drift", "performance"} <= children
+    assert dg.AssetKey("scores") in graph.get(dg.AssetKey("serving_snapshot")).parent_keys
 
 
 @pytest.mark.slow
@@ -106,6 +120,7 @@ def test_validate_score_snapshot_then_promotion_rescores(
     requests, cursor, _ = _run_request(instance, cursor)
     assert cursor == "v0.0.1" and len(requests) == 1
     assert requests[0].tags[scoring_assets.RESCORE_TAG] == "v0.0.1"
+    assert requests[0].asset_selection == [dg.AssetKey("serving_snapshot")]
     first = _launch(instance, requests[0])
     assert first.success
     assert instance.get_materialized_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
@@ -116,7 +131,7 @@ def test_validate_score_snapshot_then_promotion_rescores(
     assert meta["batches_rescored"] == 2
     assert _run_request(instance, cursor)[2] == "champion is still v0.0.1"
 
-    # A refused batch is an error, not a score.
+    # A refused batch is skipped, not scored: an expected outcome, so the run succeeds.
     refused = dg.materialize(
         [scoring_assets.scores],
         instance=instance,
@@ -125,7 +140,20 @@ def test_validate_score_snapshot_then_promotion_rescores(
         run_config=QUIET,
         raise_on_error=False,
     )
-    assert not refused.success
+    assert refused.success
+    assert not refused.get_asset_materialization_events()
+    assert "2015-03" not in instance.get_materialized_partitions(dg.AssetKey("scores"))
+    # A batch that was never ingested is an error.
+    instance.add_dynamic_partitions("batches", ["2015-09"])
+    never = dg.materialize(
+        [scoring_assets.scores],
+        instance=instance,
+        partition_key="2015-09",
+        resources=RESOURCES,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+    assert not never.success
 
     # A new validated batch is scored (eager) and the snapshot follows with nothing to rescore.
     land("2015-04", rows=200, start=2000)
@@ -195,7 +223,7 @@ def test_eager_automation_requests_scores_of_validated_batches(
     for batch_id in ("2015-01", "2015-02"):
         materialize_batch(instance, batch_id)
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    # Both validated batches are requested; the refused one then fails in score_batch.
+    # Both validated batches are requested; the refused one is then skipped by scores.
     assert result.get_requested_partitions(dg.AssetKey("scores")) == {"2015-01", "2015-02"}
     assert result.get_num_requested(dg.AssetKey("serving_snapshot")) == 0
     again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)

@@ -1,7 +1,8 @@
 """The retraining assets through Dagster, DVC and GTO in a throwaway deployment repo.
 
 One real run materialises training_set -> challenger -> evaluation (gate) -> champion; a second,
-much weaker challenger is judged once, refused by the blocking gate check and never promoted;
+much weaker challenger is judged once, refused by the gate (a successful run, a WARN check, the
+champion untouched: an observation, no materialisation);
 then the manual paths (promote through the gate, force with a reason, rollback) on the CLI.
 """
 
@@ -63,6 +64,7 @@ def test_retraining_assets_gate_and_manual_promotion(
         assert [d["action"] for d in decisions(settings)] == ["promote"]
         champion_meta = first.asset_materializations_for_node("champion")[0].metadata
         assert champion_meta["decision_file"].value.endswith("-promote.json")
+        assert champion_meta["decision"].value == "promote"
 
         # A much weaker challenger: registered, refused by the blocking gate, champion unchanged.
         monkeypatch.setenv(
@@ -72,10 +74,30 @@ def test_retraining_assets_gate_and_manual_promotion(
         second = dg.materialize(
             ASSETS, resources=resources, instance=instance, raise_on_error=False
         )
+        # a refusal is an expected outcome: the run succeeds, nothing reads as failed
+        assert second.success
+        run = instance.get_run_by_id(second.run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
         gate = second.get_asset_check_evaluations()[0]
         assert not gate.passed
-        assert gate.metadata["decision"].value == "reject"
+        assert gate.severity == dg.AssetCheckSeverity.WARN
+        assert gate.metadata["decision"].value == "refused"
+        assert gate.description == "v0.0.2 refused, v0.0.1 stays champion"
+        ev_second = second.asset_materializations_for_node("evaluation")[0].metadata
+        assert ev_second["decision"].value == "refused"
         assert not second.asset_materializations_for_node("champion")
+        latest = instance.get_latest_materialization_event(dg.AssetKey("champion"))
+        assert latest is not None and latest.run_id == first.run_id
+        [observed] = [
+            e
+            for e in second.all_events
+            if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+            and e.asset_key == dg.AssetKey("champion")
+        ]
+        assert (
+            observed.asset_observation_data.asset_observation.metadata["outcome"].value
+            == "v0.0.2 refused, v0.0.1 stays champion"
+        )
     after = resolve_champion(settings)
     assert after is not None and after.version == "v0.0.1"
     assert [v.version for v in list_versions(settings)] == ["v0.0.1", "v0.0.2"]
@@ -85,6 +107,14 @@ def test_retraining_assets_gate_and_manual_promotion(
     assert any("min_delta" in r for r in refused["reasons"])
 
     runner = CliRunner()
+    # `model list` names the refused version and why (never a blank stage)
+    listed = runner.invoke(app, ["model", "list"])
+    assert listed.exit_code == 0, listed.output
+    rows = {
+        line.split("│")[1].strip(): line for line in listed.output.splitlines() if "│ v0" in line
+    }
+    assert "prod (champion)" in rows["v0.0.1"] and "refused" in rows["v0.0.2"]
+    assert "min_delta" in listed.output
     # `gate` shows the recorded decision; `gate --apply` returns the refusal already concluded.
     shown_gate = runner.invoke(app, ["gate"])
     assert shown_gate.exit_code == 1 and "reject" in shown_gate.output
@@ -103,6 +133,8 @@ def test_retraining_assets_gate_and_manual_promotion(
     assert decisions(settings)[-1]["forced"] and decisions(settings)[-1]["force_reason"] == "drill"
     shown = runner.invoke(app, ["model", "show", "v0.0.2"])
     assert shown.exit_code == 0 and "forced: drill" in shown.output
+    # the card is rendered markdown, not its source
+    assert "Model card" in shown.output and "# Model card" not in shown.output
     assert runner.invoke(app, ["model", "rollback"]).exit_code == 0
     back = resolve_champion(settings)
     assert back is not None and back.version == "v0.0.1"

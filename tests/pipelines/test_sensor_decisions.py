@@ -55,7 +55,7 @@ def test_a_stale_champion_is_retrained_once_per_newest_batch() -> None:
 
 def test_failed_run_alert_names_each_step_and_falls_back_to_the_run_message() -> None:
     alert = failed_run_alert(
-        "ingest_job",
+        "ingest",
         "run-1",
         "2015-07",
         [
@@ -66,7 +66,7 @@ def test_failed_run_alert_names_each_step_and_falls_back_to_the_run_message() ->
         "Execution of run failed.",
     )
     assert alert.kind == "run_failure" and alert.batch_id == "2015-07"
-    assert alert.title == "run of ingest_job (partition 2015-07) failed"
+    assert alert.title == "run of ingest (partition 2015-07) failed"
     assert alert.message == (
         "raw_batch: cannot read batch_2015-07.parquet; validated_batch: ValueError: boom"
     )
