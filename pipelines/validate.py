@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 from pandera.config import ValidationDepth, config_context
@@ -275,16 +276,33 @@ def _rules(spec: DatasetSpec, kind: Kind) -> list[_ColumnRules]:
 
 
 def _suspects(frame: pl.DataFrame, rules: Sequence[_ColumnRules]) -> pl.DataFrame:
-    """The rows of ``frame`` that can fail a row-level check of ``rules``."""
-    # One flag column per rule first: polars evaluates the columns of a select in parallel, the
-    # terms of a single filter predicate one after the other.
-    flags = frame.select(rule.suspect().alias(f"__suspect_{i}") for i, rule in enumerate(rules))
-    return frame.filter(flags.select(pl.any_horizontal(pl.all())).to_series())
+    """One flag column per rule: True where a row can fail a row-level check of that rule."""
+    # One flag column per rule: polars evaluates the columns of a select in parallel, the terms of
+    # a single filter predicate one after the other.
+    return frame.select(rule.suspect().alias(rule.name) for rule in rules)
+
+
+def _pruned(rules: Sequence[_ColumnRules], flags: pl.DataFrame) -> list[_ColumnRules]:
+    """``rules`` without the row-level checks of columns where no row is suspect.
+
+    A column none of whose rows the pre-pass flagged cannot fail its nullability, uniqueness or
+    value checks (the flags are a superset of those failures), so pandera checks only its type
+    there; every check of a flagged column still runs on the suspect rows.
+    """
+    flagged = flags.select(pl.all().any()).row(0, named=True)
+    return [
+        rule if flagged[rule.name] else _ColumnRules(rule.name, rule.dtype, nullable=True)
+        for rule in rules
+    ]
 
 
 def build_schema(spec: DatasetSpec, kind: Kind = "records") -> pa.DataFrameSchema:
     """The pandera schema derived from the spec: types, nullability, ranges, allowed sets, ids."""
-    columns = {rules.name: rules.pandera() for rules in _rules(spec, kind)}
+    return _schema(spec, kind, _rules(spec, kind))
+
+
+def _schema(spec: DatasetSpec, kind: Kind, rules: Sequence[_ColumnRules]) -> pa.DataFrameSchema:
+    columns = {rule.name: rule.pandera() for rule in rules}
     return pa.DataFrameSchema(columns, strict=True, name=f"{spec.name}:{kind}")
 
 
@@ -302,10 +320,12 @@ def _coerce(
     """Cast each column to its declared type; values that do not convert become row failures.
 
     A column whose type cannot hold the declared one at all (a list, a struct, binary) fails the
-    whole file with :class:`BatchReadError`.
+    whole file with :class:`BatchReadError`. Failures name their rows by ``ROW_COLUMN`` when
+    ``df`` has it (kept in the result too), else by position counted from 1.
     """
     casts: list[pl.Expr] = []
     failures: list[pl.Expr] = []
+    numbered = ROW_COLUMN in df.columns
     for name, dtype in expected.items():
         source = df.schema[name]
         if source == dtype:
@@ -349,11 +369,16 @@ def _coerce(
             )
             .alias(name)
         )
-    coerced = df.select(pl.col(ROW_COLUMN), *casts)
+    coerced = df.select(*([pl.col(ROW_COLUMN)] if numbered else []), *casts)
     if not failures:
         return coerced, pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
+    rows = (
+        pl.col(ROW_COLUMN)
+        if numbered
+        else pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_COLUMN)
+    )
     reasons = (
-        df.select(pl.col(ROW_COLUMN), *failures)
+        df.select(rows, *failures)
         .unpivot(index=ROW_COLUMN, value_name="reason")
         .drop("variable")
         .drop_nulls("reason")
@@ -413,18 +438,19 @@ def validate_batch(
             f"missing column(s) {missing}; the spec {spec.name!r} requires {list(expected)}",
         )
     ignored = [c for c in df.columns if c not in expected]
-    numbered = (
-        df.select(*expected)
-        .with_row_index(ROW_COLUMN, offset=1)
-        .with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
-    )
-    coerced, dtype_reasons = _coerce(numbered, expected, source_file)
+    frame = df.select(*expected)
+    coerced, dtype_reasons = _coerce(frame, expected, source_file)
     # pandera reports every failure, but costs a pass (and a collect) per check. One fused polars
-    # pass over the same checks picks the rows that can fail; pandera then checks those rows
-    # (and the whole frame's schema: columns and types are the same on the subset), so every
-    # failure case is still pandera's, found at about the cost of one polars pass.
-    suspects = _suspects(coerced, _rules(spec, kind))
-    schema_reasons = _schema_failures(suspects, build_schema(spec, kind))
+    # pass over the same checks flags the rows that can fail (a superset); pandera then checks
+    # those rows (and the whole frame's schema: columns and types are the same on the subset),
+    # with every check of each column where some row was flagged, so every failure case is still
+    # pandera's, found at about the cost of one polars pass.
+    rules = _rules(spec, kind)
+    flags = _suspects(coerced, rules)
+    suspect = flags.select(pl.any_horizontal(pl.all())).to_series()
+    positions = suspect.arg_true()
+    subset = coerced.filter(suspect).with_columns((positions.cast(pl.Int64) + 1).alias(ROW_COLUMN))
+    schema_reasons = _schema_failures(subset, _schema(spec, kind, _pruned(rules, flags)))
     # A value that failed to convert is null after coercion; its not-null failure is the same fault.
     flagged = dtype_reasons.select(
         ROW_COLUMN, pl.col("reason").struct.field("column").alias("__column")
@@ -438,12 +464,10 @@ def validate_batch(
     reasons = pl.concat([dtype_reasons, schema_reasons]).with_columns(
         pl.col("reason").struct.with_fields(_clip(pl.field("value")).alias("value"))
     )
-    per_row = reasons.group_by(ROW_COLUMN, maintain_order=True).agg(
-        pl.col("reason").alias("reasons")
-    )
+    per_row = reasons.group_by(ROW_COLUMN).agg(pl.col("reason").alias("reasons")).sort(ROW_COLUMN)
     rejected_rows = per_row[ROW_COLUMN]
     rejected = rejected_rows.len()
-    rate = rejected / numbered.height if numbered.height else 0.0
+    rate = rejected / frame.height if frame.height else 0.0
     status: Status = "refused" if rate > max_reject_rate else "accepted"
     if status == "refused":
         refusal = {
@@ -451,12 +475,17 @@ def validate_batch(
             "check": "batch_refused",
             "value": f"reject rate {rate:.4f} > max_reject_rate {max_reject_rate}",
         }
-        everyone = numbered.select(ROW_COLUMN).join(per_row, on=ROW_COLUMN, how="left")
+        everyone = pl.DataFrame(
+            {ROW_COLUMN: pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True)}
+        ).join(per_row, on=ROW_COLUMN, how="left", maintain_order="left")
         per_row = everyone.with_columns(
             pl.col("reasons").fill_null(pl.lit([refusal], dtype=pl.List(REASON_DTYPE)))
         )
+        bad = frame.hstack(per_row)
+    else:
+        # the rejected rows as they arrived (before coercion), in row order
+        bad = frame.gather(per_row[ROW_COLUMN] - 1).hstack(per_row)
     stamp = now or datetime.now(UTC)
-    bad = numbered.join(per_row, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
     quarantine = bad.select(
         pl.lit(batch_id).alias("batch_id"),
         pl.lit(kind).alias("kind"),
@@ -475,9 +504,13 @@ def validate_batch(
         pl.lit(stamp).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
     )
     if status == "refused":
-        valid = coerced.clear().drop(ROW_COLUMN)
+        valid = coerced.clear()
+    elif rejected:
+        keep = np.ones(frame.height, dtype=bool)
+        keep[(rejected_rows - 1).to_numpy()] = False
+        valid = coerced.filter(pl.Series(keep))
     else:
-        valid = coerced.filter(~pl.col(ROW_COLUMN).is_in(rejected_rows.implode())).drop(ROW_COLUMN)
+        valid = coerced
     return ValidationResult(
         batch_id=batch_id,
         kind=kind,
@@ -485,7 +518,7 @@ def validate_batch(
         status=status,
         valid=valid,
         quarantine=quarantine,
-        rows=numbered.height,
+        rows=frame.height,
         rejected=rejected,
         max_reject_rate=max_reject_rate,
         ignored_columns=ignored,

@@ -201,7 +201,8 @@ def _delta_calls(source: str) -> list[int]:
 
 def test_delta_tables_are_opened_only_through_pipelines_tables() -> None:
     """A raw ``pl.scan_delta(uri)`` skips the object store's credentials and endpoint: on an
-    s3:// root it goes to AWS (this broke ingest on S3 once). ``pipelines.tables`` is the one door."""
+    s3:// root it goes to AWS (this broke ingest on S3 once). ``pipelines.tables`` is the one
+    door."""
     problems = []
     for package in ("pipelines", "assets", "scoreloop", "serving"):
         for module, path in _modules(package).items():
