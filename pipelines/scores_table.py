@@ -59,9 +59,9 @@ COMMIT_ATTEMPTS = 3
 HISTOGRAM_BINS = 10
 
 ProgressCallback = Callable[[int, int], None]
-#: Target size of the scores table's data files. delta-rs holds the file it is writing in memory
-#: until it reaches this size (its default, 100 MiB, cost about 100 MB of peak RSS at 10M rows);
-#: 16 MiB files still hold about 500k scored rows each.
+#: Target size of the scores table's data files (a file is closed once it reaches this: about 1M
+#: scored rows with reasons). ``write_partition_stream`` writes files itself and holds only the
+#: current chunk, so the size no longer costs memory.
 SCORES_FILE_BYTES = 16 * 1024 * 1024
 #: Bytes read from a parquet file at a time when streaming a batch (see ``_chunks``).
 READ_BUFFER = 1 << 20

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 from pandera.config import ValidationDepth, config_context
@@ -339,16 +340,33 @@ def _rules(spec: DatasetSpec, kind: Kind) -> list[_ColumnRules]:
 
 
 def _suspects(frame: pl.DataFrame, rules: Sequence[_ColumnRules]) -> pl.DataFrame:
-    """The rows of ``frame`` that can fail a row-level check of ``rules``."""
-    # One flag column per rule first: polars evaluates the columns of a select in parallel, the
-    # terms of a single filter predicate one after the other.
-    flags = frame.select(rule.suspect().alias(f"__suspect_{i}") for i, rule in enumerate(rules))
-    return frame.filter(flags.select(pl.any_horizontal(pl.all())).to_series())
+    """One flag column per rule: True where a row can fail a row-level check of that rule."""
+    # One flag column per rule: polars evaluates the columns of a select in parallel, the terms of
+    # a single filter predicate one after the other.
+    return frame.select(rule.suspect().alias(rule.name) for rule in rules)
+
+
+def _pruned(rules: Sequence[_ColumnRules], flags: pl.DataFrame) -> list[_ColumnRules]:
+    """``rules`` without the row-level checks of columns where no row is suspect.
+
+    A column none of whose rows the pre-pass flagged cannot fail its nullability, uniqueness or
+    value checks (the flags are a superset of those failures), so pandera checks only its type
+    there; every check of a flagged column still runs on the suspect rows.
+    """
+    flagged = flags.select(pl.all().any()).row(0, named=True)
+    return [
+        rule if flagged[rule.name] else _ColumnRules(rule.name, rule.dtype, nullable=True)
+        for rule in rules
+    ]
 
 
 def build_schema(spec: DatasetSpec, kind: Kind = "records") -> pa.DataFrameSchema:
     """The pandera schema derived from the spec: types, nullability, ranges, allowed sets, ids."""
-    columns = {rules.name: rules.pandera() for rules in _rules(spec, kind)}
+    return _schema(spec, kind, _rules(spec, kind))
+
+
+def _schema(spec: DatasetSpec, kind: Kind, rules: Sequence[_ColumnRules]) -> pa.DataFrameSchema:
+    columns = {rule.name: rule.pandera() for rule in rules}
     return pa.DataFrameSchema(columns, strict=True, name=f"{spec.name}:{kind}")
 
 
@@ -366,10 +384,12 @@ def _coerce(
     """Cast each column to its declared type; values that do not convert become row failures.
 
     A column whose type cannot hold the declared one at all (a list, a struct, binary) fails the
-    whole file with :class:`BatchReadError`.
+    whole file with :class:`BatchReadError`. Failures name their rows by ``ROW_COLUMN`` when
+    ``df`` has it (kept in the result too), else by position counted from 1.
     """
     casts: list[pl.Expr] = []
     failures: list[pl.Expr] = []
+    numbered = ROW_COLUMN in df.columns
     for name, dtype in expected.items():
         source = df.schema[name]
         if source == dtype:
@@ -413,11 +433,16 @@ def _coerce(
             )
             .alias(name)
         )
-    coerced = df.select(pl.col(ROW_COLUMN), *casts)
+    coerced = df.select(*([pl.col(ROW_COLUMN)] if numbered else []), *casts)
     if not failures:
         return coerced, pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
+    rows = (
+        pl.col(ROW_COLUMN)
+        if numbered
+        else pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_COLUMN)
+    )
     reasons = (
-        df.select(pl.col(ROW_COLUMN), *failures)
+        df.select(rows, *failures)
         .unpivot(index=ROW_COLUMN, value_name="reason")
         .drop("variable")
         .drop_nulls("reason")
@@ -520,28 +545,34 @@ def validate_file(
 
 
 def _check_chunk(
-    numbered: pl.DataFrame,
-    expected: dict[str, pl.DataType],
+    frame: pl.DataFrame,
+    offset: int,
+    spec: DatasetSpec,
+    kind: Kind,
     rules: Sequence[_ColumnRules],
-    schema: pa.DataFrameSchema,
     source_file: str,
     *,
     first: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The typed chunk and its failures, one (row, reason) per failure.
+    """The typed chunk and its failures, one (row, reason) per failure; rows are numbered from
+    ``offset + 1`` (the chunk's place in the batch).
 
-    pandera runs on the first chunk of a batch (its frame-level checks: columns and types, the
-    same for every chunk, since coercion produces them) and on every chunk with suspect rows; a
-    later chunk without suspects has no row that could fail (the pre-pass covers every check,
-    ``test_the_pre_pass_loses_no_failure_pandera_finds``), so pandera's fixed cost is skipped."""
-    coerced, dtype_reasons = _coerce(numbered, expected, source_file)
-    # pandera reports every failure, but costs a pass (and a collect) per check. One fused polars
-    # pass over the same checks picks the rows that can fail; pandera then checks those rows
-    # (and the whole frame's schema: columns and types are the same on the subset), so every
-    # failure case is still pandera's, found at about the cost of one polars pass.
-    suspects = _suspects(coerced, rules)
-    if first or suspects.height:
-        schema_reasons = _schema_failures(suspects, schema)
+    pandera reports every failure, but costs a pass (and a collect) per check. One fused polars
+    pass over the same checks flags the rows that can fail (a superset); pandera then checks those
+    rows (and the whole frame's schema: columns and types are the same on the subset), with every
+    check of each column where some row was flagged, so every failure case is still pandera's,
+    found at about the cost of one polars pass. pandera runs on the first chunk of a batch (its
+    frame-level checks) and on every chunk with suspect rows; a later chunk without suspects has
+    no row that could fail, so pandera's fixed cost is skipped there."""
+    coerced, dtype_reasons = _coerce(frame, expected_schema(spec, kind), source_file)
+    flags = _suspects(coerced, rules)
+    suspect = flags.select(pl.any_horizontal(pl.all())).to_series()
+    positions = suspect.arg_true()
+    if first or positions.len():
+        subset = coerced.filter(suspect).with_columns(
+            (positions.cast(pl.Int64) + 1).alias(ROW_COLUMN)
+        )
+        schema_reasons = _schema_failures(subset, _schema(spec, kind, _pruned(rules, flags)))
     else:
         schema_reasons = pl.DataFrame(schema={ROW_COLUMN: pl.Int64, "reason": REASON_DTYPE})
     # A value that failed to convert is null after coercion; its not-null failure is the same fault.
@@ -555,19 +586,21 @@ def _check_chunk(
         how="anti",
     )
     reasons = pl.concat([dtype_reasons, schema_reasons]).with_columns(
-        pl.col("reason").struct.with_fields(_clip(pl.field("value")).alias("value"))
+        pl.col(ROW_COLUMN) + offset,
+        pl.col("reason").struct.with_fields(_clip(pl.field("value")).alias("value")),
     )
     return coerced, reasons
 
 
 def _duplicates_across_chunks(
-    ids: list[pl.DataFrame], reasons: pl.DataFrame, id_name: str
+    ids: list[pl.Series], reasons: pl.DataFrame, id_name: str
 ) -> pl.DataFrame:
     """Uniqueness failures pandera could not see: copies of an id that fell in different chunks
     (copies within one chunk are pandera's already), as pandera words them."""
     if len(ids) < 2:
         return reasons.clear()
-    every = pl.concat(ids)
+    every = pl.DataFrame(pl.concat(ids)).with_row_index(ROW_COLUMN, offset=1)
+    every = every.with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
     copies = every.filter(pl.col(id_name).is_not_null() & pl.col(id_name).is_duplicated())
     seen = reasons.filter(
         (pl.col("reason").struct.field("column") == id_name)
@@ -604,25 +637,20 @@ def _validate_chunks(
     are written there as parquet instead of being held, so memory stays one chunk's worth."""
     expected = expected_schema(spec, kind)
     rules = _rules(spec, kind)
-    schema = build_schema(spec, kind)
     stamp = now or datetime.now(UTC)
     id_name = spec.id.name
-    typed: list[pl.LazyFrame] = []
+    typed: list[pl.LazyFrame | pl.DataFrame] = []
+    heights: list[int] = []
     found: list[pl.DataFrame] = []
     parts: list[pl.DataFrame] = []
-    ids: list[pl.DataFrame] = []
+    ids: list[pl.Series] = []
     ignored: list[str] | None = None
     rows = 0
 
-    def numbered(chunk: pl.DataFrame, offset: int) -> pl.DataFrame:
-        return (
-            chunk.select(*expected)
-            .with_row_index(ROW_COLUMN, offset=offset + 1)
-            .with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
-        )
-
-    def quarantine_of(text: pl.DataFrame, per_row: pl.DataFrame) -> pl.DataFrame:
-        return _quarantine(text, per_row, expected, batch_id, kind, source_file, id_name, stamp)
+    def quarantine_of(text: pl.DataFrame, offset: int, per_row: pl.DataFrame) -> pl.DataFrame:
+        mine = per_row.filter(pl.col(ROW_COLUMN).is_between(offset + 1, offset + text.height))
+        bad = text.gather(mine[ROW_COLUMN] - offset - 1).hstack(mine)
+        return _quarantine(bad, expected, batch_id, kind, source_file, id_name, stamp)
 
     for chunk in chunks():
         if ignored is None:
@@ -634,20 +662,21 @@ def _validate_chunks(
                     f"{list(expected)}",
                 )
             ignored = [c for c in chunk.columns if c not in expected]
-        text = numbered(chunk, rows)
-        rows += text.height
+        text = chunk.select(*expected)
         del chunk
-        coerced, reasons = _check_chunk(text, expected, rules, schema, source_file, first=not typed)
+        coerced, reasons = _check_chunk(text, rows, spec, kind, rules, source_file, first=not typed)
         if spill is None:
-            typed.append(coerced.lazy())
+            typed.append(coerced)
         else:
-            part = spill / f"part-{len(typed):06d}.parquet"
-            coerced.write_parquet(part, compression="lz4", statistics=False)
-            typed.append(pl.scan_parquet(part))
+            spilled = spill / f"part-{len(typed):06d}.parquet"
+            coerced.write_parquet(spilled, compression="lz4", statistics=False)
+            typed.append(pl.scan_parquet(spilled))
+        heights.append(coerced.height)
         found.append(reasons)
-        parts.append(quarantine_of(text, _per_row(reasons)))
+        parts.append(quarantine_of(text, rows, _per_row(reasons)))
         if kind == "records":
-            ids.append(coerced.select(ROW_COLUMN, id_name))
+            ids.append(coerced.get_column(id_name))  # no copy; numbered only if chunks > 1
+        rows += text.height
         del text
     reasons = (
         pl.concat(found)
@@ -660,40 +689,50 @@ def _validate_chunks(
     rejected = rejected_rows.len()
     rate = rejected / rows if rows else 0.0
     status: Status = "refused" if rate > max_reject_rate else "accepted"
-    if status == "refused":
-        refusal = {
-            "column": "*",  # the batch, not one column
-            "check": "batch_refused",
-            "value": f"reject rate {rate:.4f} > max_reject_rate {max_reject_rate}",
-        }
-        filled = pl.lit([refusal], dtype=pl.List(REASON_DTYPE))
     if status == "refused" or across.height:
-        # quarantine needs the text of rows no chunk kept: read the chunks again
+        # quarantine needs rows no chunk kept as delivered: read the chunks again
+        if status == "refused":
+            refusal = {
+                "column": "*",  # the batch, not one column
+                "check": "batch_refused",
+                "value": f"reject rate {rate:.4f} > max_reject_rate {max_reject_rate}",
+            }
+            per_row = (
+                pl.DataFrame({ROW_COLUMN: pl.int_range(1, rows + 1, dtype=pl.Int64, eager=True)})
+                .join(per_row, on=ROW_COLUMN, how="left", maintain_order="left")
+                .with_columns(
+                    pl.col("reasons").fill_null(pl.lit([refusal], dtype=pl.List(REASON_DTYPE)))
+                )
+            )
         parts, offset = [], 0
         for chunk in chunks():
-            text = numbered(chunk, offset)
+            text = chunk.select(*expected)
+            parts.append(quarantine_of(text, offset, per_row))
             offset += text.height
-            mine = per_row
-            if status == "refused":
-                mine = (
-                    text.select(ROW_COLUMN)
-                    .join(per_row, on=ROW_COLUMN, how="left")
-                    .with_columns(pl.col("reasons").fill_null(filled))
-                )
-            parts.append(quarantine_of(text, mine))
     quarantine = pl.concat(parts) if parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     if status == "refused" or not typed:
         # a schema, not a scan: nothing to read (the spill may be gone by then)
-        valid = pl.LazyFrame(schema=typed[0].collect_schema() if typed else expected)
+        schema = typed[0].collect_schema() if typed else pl.Schema(expected)
+        valid: pl.LazyFrame = pl.LazyFrame(schema=schema)
     else:
-        gone = rejected_rows.implode()
-        valid = pl.concat(typed).filter(~pl.col(ROW_COLUMN).is_in(gone))
+        kept, offset = [], 0
+        for part, height in zip(typed, heights, strict=True):
+            gone = rejected_rows.filter(rejected_rows.is_between(offset + 1, offset + height))
+            if gone.len() and isinstance(part, pl.DataFrame):
+                keep = np.ones(height, dtype=bool)
+                keep[(gone - offset - 1).to_numpy()] = False
+                part = part.filter(pl.Series(keep))
+            elif gone.len():
+                part = part.filter(~pl.int_range(pl.len()).is_in((gone - offset - 1).implode()))
+            kept.append(part.lazy())
+            offset += height
+        valid = pl.concat(kept) if len(kept) > 1 else kept[0]
     return ValidationResult(
         batch_id=batch_id,
         kind=kind,
         source_file=source_file,
         status=status,
-        valid_rows=valid.drop(ROW_COLUMN, strict=False),
+        valid_rows=valid,
         quarantine=quarantine,
         rows=rows,
         rejected=rejected,
@@ -704,13 +743,16 @@ def _validate_chunks(
 
 
 def _per_row(reasons: pl.DataFrame) -> pl.DataFrame:
-    """One row per failing row, its reasons in the order they were found."""
-    return reasons.group_by(ROW_COLUMN, maintain_order=True).agg(pl.col("reason").alias("reasons"))
+    """One row per failing row (in row order), its reasons in the order they were found."""
+    return (
+        reasons.group_by(ROW_COLUMN, maintain_order=True)
+        .agg(pl.col("reason").alias("reasons"))
+        .sort(ROW_COLUMN)
+    )
 
 
 def _quarantine(
-    text: pl.DataFrame,
-    per_row: pl.DataFrame,
+    bad: pl.DataFrame,
     expected: dict[str, pl.DataType],
     batch_id: str,
     kind: Kind,
@@ -718,8 +760,7 @@ def _quarantine(
     id_name: str,
     stamp: datetime,
 ) -> pl.DataFrame:
-    """Quarantine rows of ``text`` (a chunk as delivered) that ``per_row`` gives reasons for."""
-    bad = text.join(per_row, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
+    """Quarantine rows: ``bad`` holds each rejected row as delivered, its number and reasons."""
     return bad.select(
         pl.lit(batch_id).alias("batch_id"),
         pl.lit(kind).alias("kind"),

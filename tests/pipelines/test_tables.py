@@ -174,3 +174,44 @@ def test_streamed_write_commits_once_or_not_at_all(uri: str) -> None:
         write_partition_stream(uri, broken(), {"batch_id": "b"}, SCHEMA, table="t")
     assert table_version(uri) == 1
     assert read_table(uri).sort("x")["x"].to_list() == [1, 10, 11, 20, 21]
+
+
+def test_streamed_write_names_partitions_as_delta_rs_does_and_cleans_up_a_failure(
+    tmp_path: Path,
+) -> None:
+    """Batch ids with spaces, quotes, slashes, percent signs and non-ASCII letters round-trip.
+
+    The stream writes its own parquet files and commits them in one transaction; the files of a
+    stream that failed part-way are removed (they belong to no version).
+    """
+    from pipelines.tables import write_partition_stream
+
+    uri = str(tmp_path / "t")
+    odd = ["a b", "o'k", "x/y", "p%20q", "ü"]
+    for batch in odd:
+        for xs in ([1, 2], [3]):  # the second write replaces the first
+            write_partition_stream(
+                uri,
+                iter([frame(batch, xs), frame(batch, [])]),
+                {"batch_id": batch},
+                SCHEMA,
+                table="t",
+                target_file_size=1,  # one file per chunk
+            )
+    got = read_table(uri).sort("batch_id")
+    assert got["batch_id"].to_list() == sorted(odd)
+    assert got["x"].to_list() == [3] * len(odd)
+    assert read_table(uri, batch_id="x/y")["s"].to_list() == ["v3"]
+    files = {p for p in Path(uri).rglob("*.parquet")}
+
+    def broken() -> Iterator[pl.DataFrame]:
+        yield frame("a b", [7])
+        yield frame("a b", [8])
+        raise RuntimeError("source died")
+
+    with pytest.raises(RuntimeError, match="source died"):
+        write_partition_stream(
+            uri, broken(), {"batch_id": "a b"}, SCHEMA, table="t", target_file_size=1
+        )
+    assert {p for p in Path(uri).rglob("*.parquet")} == files
+    assert read_table(uri, batch_id="a b")["x"].to_list() == [3]
