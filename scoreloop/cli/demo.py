@@ -80,7 +80,10 @@ def demo_command(
     except StackUnavailable as exc:
         console.print(f"[red]scale demo cannot start:[/red] {exc}")
         raise typer.Exit(2) from exc
-    console.print("scale-out stack stopped")
+    console.print(
+        "scale-out stack stopped: its database and bucket were throwaway (`make ui` afterwards "
+        "opens an empty instance; use `make demo` for one that stays)"
+    )
 
 
 def _demo(console: Console, *, limit: int | None, fresh: bool, workers: int = 0) -> None:
