@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps promtool venv cicd
+.PHONY: setup demo scale-demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps promtool venv cicd
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -34,6 +34,12 @@ venv: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/scoreloop demo
+
+# The short demo scaled out: a throwaway PostgreSQL (the Dagster instance, run as `postgres`
+# when root), moto's S3 endpoint (every table, the DVC remote, the snapshots) and two Dask
+# workers, all started on 127.0.0.1 by the command and stopped (by PID) at the end.
+scale-demo: setup scale-deps
+	$(VENV)/bin/scoreloop demo --scale
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -13,7 +13,7 @@ the figures in docs/scale.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -32,10 +32,12 @@ WORKER_THREADS_ENV = {
 }
 
 
-def run_partition(dagster_home: str, batch_id: str, score: bool, labels: bool) -> BatchRun:
+def run_partition(
+    dagster_home: str, batch_id: str, score: bool, labels: bool, records: bool = True
+) -> BatchRun:
     """One partition's run on the instance under ``dagster_home`` (runs inside a worker)."""
     selection = [
-        *RECORD_ASSETS,
+        *(RECORD_ASSETS if records else []),
         *(LABEL_ASSETS if labels else []),
         *([scoring.scores] if score else []),
     ]
@@ -48,19 +50,25 @@ def backfill(
     batch_ids: Sequence[str],
     *,
     score: bool = True,
-    labels: bool = False,
+    labels: bool | Collection[str] = False,
+    records: bool = True,
     workers: int = 2,
     scheduler: str | None = None,
+    on_done: Callable[[BatchRun], None] | None = None,
 ) -> list[BatchRun]:
-    """Materialise ``batch_ids`` as parallel partition runs on Dask workers; their summaries.
+    """Materialise ``batch_ids`` as parallel partition runs on Dask workers; their summaries
+    (in ``batch_ids`` order; ``on_done`` is called with each as it finishes).
 
-    Each run holds the batch's record assets, its labels when ``labels``, and its ``scores``
-    when ``score`` (skipped inside the run while there is no champion).
+    Each run holds the batch's record assets (unless not ``records``: the records are already
+    ingested), its labels when ``labels`` (True: every batch; a collection: those batches),
+    and its ``scores`` when ``score`` (skipped inside the run while there is no champion).
 
     ``scheduler`` (default ``SCORELOOP_DASK_SCHEDULER``) names an existing cluster; without
     one, a local cluster of ``workers`` one-thread processes is started and stopped here.
     """
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    with_labels = [labels if isinstance(labels, bool) else b in labels for b in batch_ids]
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         known = set(instance.get_dynamic_partitions(BATCHES))
@@ -92,9 +100,13 @@ def backfill(
                 [str(dagster_home)] * len(batch_ids),
                 list(batch_ids),
                 [score] * len(batch_ids),
-                [labels] * len(batch_ids),
+                with_labels,
+                [records] * len(batch_ids),
                 pure=False,
             )
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+                if on_done is not None:
+                    on_done(future.result())
             runs: list[BatchRun] = client.gather(futures)
     finally:
         if cluster is not None:

@@ -18,14 +18,9 @@ the 2015 batches; scoring runs with ``thread_count: 1`` so each worker keeps to 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -83,33 +78,13 @@ def timed_backfill(home: Path, batch_ids: list[str], workers: int) -> float:
     return seconds
 
 
-def _moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
-            return proc, endpoint
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("moto_server did not start")
-
-
 def s3_vs_local(state: Path) -> float:
     """Throughput of score_batch with tables on S3 over tables on a local path."""
-    import boto3
-
     from pipelines.ingest import ingest_file
     from pipelines.scores_table import score_batch
     from pipelines.settings import get_settings
     from pipelines.spec import load_spec
+    from scoreloop.scale_stack import LOCAL_S3_CREDENTIALS, s3_endpoint
 
     settings = get_settings()
     spec = load_spec(settings.spec_path)
@@ -121,12 +96,10 @@ def s3_vs_local(state: Path) -> float:
     path.parent.mkdir()
     rows.select(spec.record_columns).write_parquet(path)
 
-    proc, endpoint = _moto()
-    try:
-        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret")
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket="scoreloop-bench"
-        )
+    with s3_endpoint() as server:
+        endpoint = server.endpoint
+        os.environ.update(LOCAL_S3_CREDENTIALS)
+        server.create_bucket("scoreloop-bench")
         roots = {"local": str(state / "bench-tables"), "s3": "s3://scoreloop-bench/tables"}
         os.environ.update(SCORELOOP_S3_ENDPOINT_URL=endpoint, SCORELOOP_S3_REGION="us-east-1")
         seconds: dict[str, list[float]] = {"local": [], "s3": []}
@@ -143,9 +116,6 @@ def s3_vs_local(state: Path) -> float:
         local, s3 = (statistics.median(seconds[k]) for k in ("local", "s3"))
         print(f"scoring {ROWS} rows: local {local:.2f} s, S3 {s3:.2f} s (median of {REPEATS})")
         return local / s3
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 def main() -> None:

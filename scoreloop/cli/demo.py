@@ -15,6 +15,10 @@ from rich.console import Console
 
 from pipelines.settings import get_settings
 
+#: ``--limit`` of ``demo --scale`` unless given: the 2015 batches and two of 2016 (a few
+#: minutes on 2 cores, with the champion and the challenger on different holdouts).
+SCALE_LIMIT = 14
+
 
 def demo_command(
     limit: Annotated[
@@ -28,20 +32,69 @@ def demo_command(
             "top of it (re-ingest replaces batches; new challengers meet the current champion).",
         ),
     ] = True,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            "--scale",
+            help="Scaled out: start a throwaway PostgreSQL (the Dagster instance), a local S3 "
+            "endpoint (moto; tables, DVC remote, snapshots) and run the batches on two Dask "
+            "workers, all on 127.0.0.1, stopped at the end (default --limit "
+            f"{SCALE_LIMIT}).",
+        ),
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Dask workers with --scale.", min=1, max=16)] = 2,
 ) -> None:
     """Run the whole loop on the bundled data through Dagster: land and ingest batches, train
     and promote a champion, score and publish a snapshot, judge a challenger, monitor, serve."""
     if limit is None and (env := os.environ.get("SCORELOOP_DEMO_LIMIT")):
         limit = int(env)
+    console = Console()
+    if not scale:
+        _demo(console, limit=limit, fresh=fresh)
+        return
+    from scoreloop.scale_stack import StackUnavailable, scale_stack
+
+    try:
+        with scale_stack(workers=workers) as stack:
+            console.rule("[bold]scale-out stack (127.0.0.1, stopped at the end)")
+            for line in stack.describe():
+                console.print(line)
+            saved = {key: os.environ.get(key) for key in stack.environment()}
+            os.environ.update(stack.environment())
+            try:
+                _demo(
+                    console,
+                    limit=SCALE_LIMIT if limit is None else limit,
+                    fresh=fresh,
+                    workers=workers,
+                )
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+            console.print(
+                f"stopping PostgreSQL (pid {stack.postgres.pid}) and S3 (pid {stack.s3.pid})"
+            )
+    except StackUnavailable as exc:
+        console.print(f"[red]scale demo cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        "scale-out stack stopped: its database and bucket were throwaway (`make ui` afterwards "
+        "opens an empty instance; use `make demo` for one that stays)"
+    )
+
+
+def _demo(console: Console, *, limit: int | None, fresh: bool, workers: int = 0) -> None:
     from scoreloop.demo import reset_state_root, run_demo
 
     settings = get_settings()
-    console = Console()
     if fresh:
         for warning in reset_state_root(settings):
             console.print(f"[yellow]warning:[/yellow] {warning}")
         console.print(f"fresh state root: {settings.state_root}")
-    run_demo(limit=limit, settings=settings, console=console)
+    run_demo(limit=limit, settings=settings, console=console, workers=workers)
 
 
 def ui_command(

@@ -19,8 +19,12 @@ def run_demo(
     steps: list[DemoStep] | None = None,
     console: Console | None = None,
     settings: Settings | None = None,
+    workers: int = 0,
 ) -> DemoContext:
-    """Run the demo steps and print what each produced; returns the shared context."""
+    """Run the demo steps and print what each produced; returns the shared context.
+
+    ``workers`` > 0 runs the per-batch runs (ingest, scoring) on that many Dask workers
+    (``scoreloop demo --scale``, which also points the settings at PostgreSQL and S3)."""
     settings = settings or get_settings()
     out = console or Console()
     ctx = DemoContext(
@@ -29,6 +33,7 @@ def run_demo(
         params=load_params(settings.params_path),
         console=out,
         limit=limit,
+        workers=workers,
     )
     timings: list[tuple[str, float]] = []
     for number, step in enumerate(steps if steps is not None else STEPS, start=1):

@@ -6,7 +6,7 @@ process) and returns its summary block (:mod:`scoreloop.demo.render`).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ class DemoContext:
     params: Params
     console: Console
     limit: int | None = None
+    #: Dask workers for the per-batch runs (ingest, scoring): 0 runs them in this process
+    #: (``scoreloop demo --scale`` sets 2; :func:`assets.distributed.backfill`).
+    workers: int = 0
     simulation: SimulationResult | None = None
     results: dict[str, Any] = field(default_factory=dict)
     #: One line per step for the final summary (step name -> outcome).
@@ -95,6 +98,37 @@ def simulate_step(ctx: DemoContext) -> RenderableType:
     )
 
 
+def ingest_batches(
+    home: Path,
+    plan: list[tuple[str, bool, bool]],
+    *,
+    workers: int = 0,
+    on_done: Callable[[runner.BatchRun], None] | None = None,
+) -> Sequence[runner.BatchRun]:
+    """Ingest ``(batch, records?, labels?)`` partitions: in this process, or (``workers``) as
+    parallel partition runs on that many Dask workers (records for every planned batch)."""
+    if not workers:
+        return runner.ingest_batches(home, plan, on_done=on_done)
+    from assets.distributed import backfill
+
+    labelled = {batch for batch, _, labels in plan if labels}
+    batches = [batch for batch, _, _ in plan]
+    return backfill(home, batches, score=False, labels=labelled, workers=workers, on_done=on_done)
+
+
+def score_batches(home: Path, batches: list[str], *, workers: int = 0) -> None:
+    """At scale, every accepted batch scored by the champion on the workers first (the
+    snapshot run then finds nothing left to score); in process, the snapshot run scores."""
+    if not workers or not batches:
+        return
+    from assets.distributed import backfill
+
+    runs = backfill(home, batches, score=True, records=False, workers=workers)
+    failed = [f"{r.batch_id}: {'; '.join(r.errors)}" for r in runs if not r.success]
+    if failed:
+        raise RuntimeError(f"scoring on the workers failed: {failed}")
+
+
 def ingest_step(ctx: DemoContext) -> RenderableType:
     """Materialise raw_batch, validated_batch, quarantine and labels for every landed batch."""
     assert ctx.simulation is not None, "the ingest step runs after the simulate step"
@@ -113,7 +147,7 @@ def ingest_step(ctx: DemoContext) -> RenderableType:
                 note = "[yellow]refused[/yellow]"
             progress.update(task, advance=1, note=f"{run.batch_id} {note}")
 
-        runs = runner.ingest_batches(home, plan, on_done=done)
+        runs = ingest_batches(home, plan, workers=ctx.workers, on_done=done)
     ctx.results["ingest_runs"] = runs
     # a refused batch's run succeeds with a failed check; a failed batch's run fails
     refused = sum(1 for r in runs if r.failed_checks)
@@ -203,11 +237,10 @@ def published(ctx: DemoContext, run: runner.BatchRun, before: SnapshotManifest |
 def score_step(ctx: DemoContext) -> RenderableType:
     """Score every accepted batch with the champion and publish the serving snapshot."""
     before = read_current(ctx.settings.snapshots)
+    home = ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url)
     with ctx.console.status("scoring every accepted batch (with SHAP reasons) ..."):
-        run = runner.publish_snapshot(
-            ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url),
-            tags={"scoreloop/demo_step": "score"},
-        )
+        score_batches(home, accepted_batches(ctx.settings.tables, "records"), workers=ctx.workers)
+        run = runner.publish_snapshot(home, tags={"scoreloop/demo_step": "score"})
     summary = published(ctx, run, before)
     manifest = ctx.results["snapshot"]
     ctx.headlines["score"] = (

@@ -1,4 +1,5 @@
-"""Fixtures for the scale-out tests: a real S3 endpoint and a real PostgreSQL, on 127.0.0.1.
+"""Fixtures for the scale-out tests: a real S3 endpoint and a real PostgreSQL, on 127.0.0.1,
+started and stopped by :mod:`scoreloop.scale_stack` (the same code as ``scoreloop demo --scale``).
 
 - ``s3_server`` (session): ``moto_server`` in its own process.
 - ``s3_state``: ``state`` plus a fresh bucket, with the one object-store block configured
@@ -16,22 +17,15 @@ from pathlib import Path
 
 import boto3
 import pytest
-from support.servers import (
-    PostgresServer,
-    S3Server,
-    S3State,
-    start_postgres,
-    start_s3,
-)
+from support.servers import PostgresServer, S3Server, S3State, available
+
+from scoreloop.scale_stack import postgres_cluster, s3_endpoint
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    server = start_s3()
-    try:
+    with available(), s3_endpoint() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -53,11 +47,8 @@ def s3_state(state: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    try:
+    with available(), postgres_cluster() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -1,5 +1,10 @@
 """The short loop (ingest -> train -> promote -> score -> snapshot -> lookup) on PostgreSQL + S3 +
-two Dask workers gives the same results as the embedded run (SQLite, local tables, in-process)."""
+two Dask workers gives the same results as the embedded run (SQLite, local tables, in-process).
+
+The scaled-out half goes through the code of ``scoreloop demo --scale``: the stack's database,
+bucket and configuration block from :func:`scoreloop.scale_stack.scale_stack` (on the session's
+servers), the batches ingested and scored on the workers by the demo's ``ingest_batches`` and
+``score_batches``."""
 
 from __future__ import annotations
 
@@ -11,10 +16,9 @@ from typing import Any
 import pytest
 import yaml
 from starlette.exceptions import StarletteDeprecationWarning
-from support.servers import S3Server
+from support.servers import PostgresServer, S3Server
 
 from assets import runner
-from assets.distributed import backfill
 from pipelines.model_bundle import load_metadata
 from pipelines.registry import resolve_champion
 from pipelines.scores_table import scores_uri
@@ -23,6 +27,8 @@ from pipelines.simulate import simulate
 from pipelines.spec import load_spec
 from pipelines.tables import read_table, table_uri
 from scoreloop.demo.state import ensure_dagster_home
+from scoreloop.demo.steps import ingest_batches, score_batches
+from scoreloop.scale_stack import scale_stack
 from serving.config import ServingSettings
 from serving.main import create_app
 
@@ -43,7 +49,8 @@ def _params(directory: Path) -> Path:
     return path
 
 
-def _loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, scale: bool) -> dict[str, Any]:
+def _loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, workers: int) -> dict[str, Any]:
+    scale = workers > 0
     root.mkdir()
     monkeypatch.setenv("SCORELOOP_STATE_ROOT", str(root))
     monkeypatch.setenv("SCORELOOP_PARAMS_PATH", str(_params(root)))
@@ -58,17 +65,16 @@ def _loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, scale: bool) -> dict[s
     )
     home = ensure_dagster_home(settings.dagster, settings.dagster_pg_url)
     batches = [f"2015-{m:02d}" for m in range(1, BATCHES + 1)]
-    if scale:
-        runs = backfill(home, batches, score=False, labels=True, workers=2)
-    else:
-        runs = runner.ingest_batches(home, [(b, True, True) for b in batches])
-    assert all(r.success for r in runs), [r.errors for r in runs]
+    runs = ingest_batches(home, [(b, True, True) for b in batches], workers=workers)
+    assert len(runs) == BATCHES and all(r.success for r in runs), [r.errors for r in runs]
     training = runner.run_retraining(home)
     assert "champion" in training.materialized, training.errors
-    if scale:  # the partitions' scores on the workers, then the snapshot (nothing left stale)
-        assert all(r.success for r in backfill(home, batches, score=True, workers=2))
+    # at scale the partitions' scores on the workers (a failed one raises), then the snapshot
+    score_batches(home, batches, workers=workers)
     published = runner.publish_snapshot(home)
     assert published.success, published.errors
+    # embedded, the snapshot run scores the batches; at scale the workers left it nothing to score
+    assert ("scores" in published.materialized) is not scale, published.materialized
     champion = resolve_champion(settings)
     assert champion is not None
     scores = read_table(scores_uri(settings)).sort("entity_id")
@@ -89,25 +95,17 @@ def _loop(root: Path, monkeypatch: pytest.MonkeyPatch, *, scale: bool) -> dict[s
 @pytest.mark.slow
 def test_the_loop_on_postgres_s3_and_two_workers_matches_the_embedded_run(
     state: Path,
-    pg_url: str,
+    pg_server: PostgresServer,
     s3_server: S3Server,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    embedded = _loop(tmp_path / "embedded", monkeypatch, scale=False)
+    embedded = _loop(tmp_path / "embedded", monkeypatch, workers=0)
 
-    import boto3
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "scoreloop-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "scoreloop-test-secret")
-    boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1").create_bucket(
-        Bucket="scoreloop-loop"
-    )
-    monkeypatch.setenv("SCORELOOP_OBJECT_STORE", "s3://scoreloop-loop/prod")
-    monkeypatch.setenv("SCORELOOP_S3_ENDPOINT_URL", s3_server.endpoint)
-    monkeypatch.setenv("SCORELOOP_S3_REGION", "us-east-1")
-    monkeypatch.setenv("SCORELOOP_DAGSTER_PG_URL", pg_url)
-    at_scale = _loop(tmp_path / "scale", monkeypatch, scale=True)
+    with scale_stack(workers=2, postgres=pg_server, s3=s3_server) as stack:
+        for key, value in stack.environment().items():
+            monkeypatch.setenv(key, value)
+        at_scale = _loop(tmp_path / "scale", monkeypatch, workers=stack.workers)
 
     assert not (tmp_path / "scale" / "tables").exists()  # the tables really are on S3
     assert at_scale["validated"] == embedded["validated"] > 0
@@ -115,4 +113,5 @@ def test_the_loop_on_postgres_s3_and_two_workers_matches_the_embedded_run(
     assert at_scale["metrics"] == pytest.approx(embedded["metrics"])
     assert at_scale["scores"].equals(embedded["scores"])
     assert at_scale["lookup"] == embedded["lookup"]
-    assert os.environ["SCORELOOP_DAGSTER_PG_URL"] == pg_url
+    assert os.environ["SCORELOOP_DAGSTER_PG_URL"] == stack.pg_url
+    assert stack.pg_url.startswith(f"postgresql+psycopg2://postgres@127.0.0.1:{pg_server.port}/")
