@@ -118,9 +118,11 @@ def main() -> None:
         )
     ours_s, theirs_s = paired_medians(
         # .valid: the valid rows materialised too (valid_rows is lazy), so nothing is left undone
-        lambda: validate_batch(
-            df, spec, batch_id="bench", source_file="bench", max_reject_rate=0.05
-        ).valid,
+        lambda: (
+            validate_batch(
+                df, spec, batch_id="bench", source_file="bench", max_reject_rate=0.05
+            ).valid
+        ),
         lambda: bare_polars(df, spec),
     )
     print(f"rows={ROWS} rejected={ours.rejected} repeats={REPEATS}")
