@@ -56,7 +56,12 @@ PROFILES: dict[str, dict[str, dict[str, str]]] = {
     # are not dominated by fixed costs: validation's per-check cost is fixed (pandera's schema
     # pass), so below ~200k rows its ratio measures that constant rather than the row work.
     "ci": {
-        "scoring.py": {"SCORELOOP_BENCH_ROWS": "20000", "SCORELOOP_BENCH_REPEATS": "3"},
+        # 100k rows: at 20k a timing is 0.02-0.15 s and the ratio swung 0.16-1.01 run to run
+        "scoring.py": {
+            "SCORELOOP_BENCH_ROWS": "100000",
+            "SCORELOOP_BENCH_REPEATS": "3",
+            "SCORELOOP_BENCH_RSS_ROWS": "200000",
+        },
         "validation.py": {"SCORELOOP_BENCH_ROWS": "200000", "SCORELOOP_BENCH_REPEATS": "5"},
     },
 }
@@ -203,6 +208,8 @@ class Move:
     after: float
     tolerance: float
     higher_is_better: bool
+    #: The new value still meets its goal.
+    met: bool = False
 
     @property
     def change(self) -> float:
@@ -210,8 +217,11 @@ class Move:
 
     @property
     def regressed(self) -> bool:
+        """Moved past the tolerance the bad way and misses its goal. A ratio still within its
+        goal is not failed: past the goal, small-size ratios swing (reasons_vs_shap read 1.53,
+        then 1.07 a minute later at CI sizes); a real slowdown falls below the goal and fails."""
         worse = -self.change if self.higher_is_better else self.change
-        return worse > self.tolerance
+        return worse > self.tolerance and not self.met
 
 
 def compare(
@@ -231,6 +241,7 @@ def compare(
                     figure["value"],
                     tolerances[name],
                     parsed.higher_is_better,
+                    parsed.met,
                 )
             )
     return moves

@@ -164,3 +164,19 @@ def test_a_slowed_down_scorer_fails_the_ci_benchmark_check(tmp_path: Path) -> No
     slowed = record.records(out, "ci")[-1]
     assert {f["name"] for f in slowed["bench"]} >= {"scoring_vs_predict", "reasons_vs_shap"}
     assert record.check("ci", out, record.RESULTS) == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "fails"),
+    [
+        (1.53, 1.07, False),  # fell 30% but still meets its goal (0.95): noise past the goal
+        (1.53, 0.90, True),  # fell past tolerance and misses the goal
+        (0.79, 0.50, True),  # already under the goal, and fell further
+    ],
+)
+def test_a_ratio_within_its_goal_never_fails(
+    tmp_path: Path, before: float, after: float, fails: bool
+) -> None:
+    _run(tmp_path, "2026-12-01", {"reasons_vs_shap": (before, ">=", 0.95)})
+    _run(tmp_path, "2026-12-02", {"reasons_vs_shap": (after, ">=", 0.95)})
+    assert record.check("full", tmp_path) == (1 if fails else 0)
