@@ -39,8 +39,10 @@ ROWS = int(os.environ.get("SCORELOOP_BENCH_ROWS", "1000000"))
 SEED = 20240601
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".scoreloop" / "bench-venvs" / "evidently"
-EVIDENTLY = "evidently==0.7.23"
-NANNYML = "nannyml"
+#: Evidently 0.7.23 does not declare pandas<3 but does not import with pandas 3
+#: (``infer_dtype_from_object``), so the pin goes with it.
+EVIDENTLY = ["evidently==0.7.23", "pandas<3"]
+NANNYML = ["nannyml", "pandas<3"]
 
 # Runs inside the Evidently venv: argv = reference.parquet current.parquet numeric,cols cat,cols
 WORKER = r"""
@@ -78,7 +80,7 @@ if side == "evidently":
             value = metric["value"]
             threshold = config.get("threshold")
             method = config.get("method", "")
-            p_value = "p_value" in method or method in ("ks", "chisquare", "z", "fisher_exact")
+            p_value = "p_value" in method.lower().replace("-", "_")
             drifted[config["column"]] = bool(value < threshold if p_value else value >= threshold)
     out["drifted"] = drifted
 else:
@@ -122,15 +124,19 @@ def ensure_venv() -> tuple[Path | None, str, bool]:
             return None, f"python -m venv failed: {made.stderr.strip()[-300:]}", False
     if not has("evidently"):
         pip = subprocess.run(
-            [python, "-m", "pip", "install", "-q", EVIDENTLY], capture_output=True, text=True
+            [python, "-m", "pip", "install", "-q", *EVIDENTLY], capture_output=True, text=True
         )
         if pip.returncode != 0 or not has("evidently"):
-            return None, f"pip install {EVIDENTLY} failed: {pip.stderr.strip()[-300:]}", False
+            return (
+                None,
+                f"pip install {' '.join(EVIDENTLY)} failed: {pip.stderr.strip()[-300:]}",
+                False,
+            )
     if not has("nannyml"):
-        subprocess.run([python, "-m", "pip", "install", "-q", NANNYML], capture_output=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", *NANNYML], capture_output=True)
         if not has("evidently"):  # nannyml must not break evidently
             subprocess.run(
-                [python, "-m", "pip", "install", "-q", EVIDENTLY], capture_output=True, text=True
+                [python, "-m", "pip", "install", "-q", *EVIDENTLY], capture_output=True, text=True
             )
     return python, "", has("nannyml")
 
