@@ -81,7 +81,11 @@ if side == "evidently":
             threshold = config.get("threshold")
             method = config.get("method", "")
             p_value = "p_value" in method.lower().replace("-", "_")
-            drifted[config["column"]] = bool(value < threshold if p_value else value >= threshold)
+            drifted[config["column"]] = {
+                "method": method,
+                "value": value,
+                "drifted": bool(value < threshold if p_value else value >= threshold),
+            }
     out["drifted"] = drifted
 else:
     import nannyml as nml
@@ -160,7 +164,9 @@ def frames(rows: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, Any]:
     return ref, cur, shifted, spec
 
 
-def ours(cur: pl.DataFrame, profile: dict[str, Any], spec: Any) -> tuple[float, dict[str, bool]]:
+def ours(
+    cur: pl.DataFrame, profile: dict[str, Any], spec: Any
+) -> tuple[float, dict[str, dict[str, Any]]]:
     from pipelines.drift import DATASET_FEATURE, PSI, STAT_METRICS, compute_drift
     from pipelines.monitoring import monitoring_params
     from pipelines.settings import get_settings
@@ -173,7 +179,10 @@ def ours(cur: pl.DataFrame, profile: dict[str, Any], spec: Any) -> tuple[float, 
     stat = rows.filter(pl.col("metric").is_in(STAT_METRICS))
     if stat.height == 0:
         stat = rows.filter(pl.col("metric") == PSI)
-    return seconds, dict(zip(stat["feature"], stat["drifted"], strict=True))
+    return seconds, {
+        row["feature"]: {"method": row["metric"], "value": row["value"], "drifted": row["drifted"]}
+        for row in stat.iter_rows(named=True)
+    }
 
 
 def run_worker(python: Path, side: str, ref: Path, cur: Path, spec: Any) -> dict[str, Any]:
@@ -238,11 +247,22 @@ def main() -> None:
         why = nanny.get("error", "did not install") if nanny else "did not install"
         print(f"nannyml: not measured ({why})")
     if "drifted" in decisions:
-        theirs = decisions["drifted"]
-        both = [n for n in names if our_shifted.get(n) and theirs.get(n)]
-        agree = [n for n in names if bool(our_shifted.get(n)) == bool(theirs.get(n))]
+        theirs = {n: bool(v["drifted"]) for n, v in decisions["drifted"].items()}
+        mine = {n: bool(v["drifted"]) for n, v in our_shifted.items()}
+        both = [n for n in names if mine.get(n) and theirs.get(n)]
+        agree = [n for n in names if mine.get(n, False) == theirs.get(n, False)]
         print("shifted copy (AGEP +10, 30% SCHL=21, 30% MAR=5):")
-        print(f"  ours drifted:      {sorted(n for n in names if our_shifted.get(n))}")
+        print(
+            "  | feature | ours: method | value | drifted | Evidently: method | value | drifted |"
+        )
+        for n in names:
+            a, b = our_shifted.get(n, {}), decisions["drifted"].get(n, {})
+            print(
+                f"  | {n} | {a.get('method')} | {a.get('value', float('nan')):.4f} | "
+                f"{a.get('drifted')} | {b.get('method')} | {b.get('value', float('nan')):.4f} | "
+                f"{b.get('drifted')} |"
+            )
+        print(f"  ours drifted:      {sorted(n for n in names if mine.get(n))}")
         print(f"  evidently drifted: {sorted(n for n in names if theirs.get(n))}")
         print(
             f"  both drifted: {len(both)}/{len(names)} = {len(both) / len(names):.2f}; "
