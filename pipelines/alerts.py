@@ -46,7 +46,7 @@ class Alert:
     """One thing a person should look at."""
 
     # batch_refused | batch_failed | drift | performance_drop | stale | run_failure |
-    # registry_push | deploy_failed
+    # registry_push | deploy_failed | check_failed | check_refused
     kind: str
     severity: Severity
     title: str
@@ -311,3 +311,61 @@ def failed_run_alert(
     reasons = [m for f in failures if (m := f.message)]
     error = "; ".join(reasons) or run_message or "run failed"
     return run_failure_alert(job_name, run_id, partition, error, [f.step for f in failures])
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """One failed asset check evaluation as the orchestrator recorded it (``id``: its storage id,
+    increasing, so a cursor of the highest id seen alerts each evaluation once)."""
+
+    id: int
+    asset: str
+    check: str
+    severity: str  # ERROR | WARN (the orchestrator's check severity)
+    partition: str | None = None
+    run_id: str | None = None
+    description: str | None = None
+
+
+#: WARN checks whose failure is a decision worth an info alert (the promotion gate refusing a
+#: challenger). Other WARN checks (drift, performance) have their own alerts and are not repeated.
+REFUSAL_CHECKS = frozenset({"gate"})
+
+
+def alerts_on(failed: FailedCheck) -> bool:
+    """ERROR failures always alert; WARN failures only for :data:`REFUSAL_CHECKS`."""
+    return failed.severity.upper() == "ERROR" or failed.check in REFUSAL_CHECKS
+
+
+def failed_check_alert(failed: FailedCheck) -> Alert:
+    """A failed ERROR check alerts like a failed run (``check_failed``, error); a failed WARN
+    check (the promotion gate refusing a challenger) is a ``check_refused`` info alert."""
+    where = f" (partition {failed.partition})" if failed.partition else ""
+    error = failed.severity.upper() == "ERROR"
+    name = f"{failed.asset}:{failed.check}"
+    return Alert(
+        kind="check_failed" if error else "check_refused",
+        severity="error" if error else "info",
+        title=f"check {name}{where} " + ("failed" if error else "refused"),
+        message=failed.description or f"asset check {name} did not pass",
+        batch_id=failed.partition,
+        details={
+            "asset": failed.asset,
+            "check": failed.check,
+            "check_severity": failed.severity.upper(),
+            "partition": failed.partition,
+            "run_id": failed.run_id,
+            "evaluation_id": failed.id,
+        },
+    )
+
+
+def pending_check_alerts(
+    failed: Sequence[FailedCheck], cursor: str | None
+) -> tuple[list[Alert], str]:
+    """Alerts for the failed evaluations after ``cursor`` (the highest evaluation id seen; none:
+    every evaluation so far), oldest first, and the new cursor."""
+    after = int(cursor) if cursor else 0
+    new = sorted((f for f in failed if f.id > after), key=lambda f: f.id)
+    alerts = [failed_check_alert(f) for f in new if alerts_on(f)]
+    return alerts, str(max([after, *(f.id for f in new)]))

@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.monitoring.assets import drift, estimated_performance, performance
 from assets.monitoring.sensors import (
+    asset_check_alert_sensor,
     ingest_alert_sensor,
     monitoring_failure_sensor,
     staleness_sensor,
@@ -15,6 +16,7 @@ from assets.monitoring.sensors import (
 from assets.resources import RESOURCES
 
 __all__ = [
+    "asset_check_alert_sensor",
     "defs",
     "drift",
     "estimated_performance",
@@ -35,6 +37,11 @@ monitoring_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[drift, performance, estimated_performance],
     jobs=[monitoring_job],
-    sensors=[monitoring_failure_sensor, ingest_alert_sensor, staleness_sensor],
+    sensors=[
+        monitoring_failure_sensor,
+        ingest_alert_sensor,
+        asset_check_alert_sensor,
+        staleness_sensor,
+    ],
     resources=RESOURCES,
 )

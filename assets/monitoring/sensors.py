@@ -5,18 +5,35 @@ and only delivers it:
   names the failed run's job, partition and each failed step's error;
 - ``ingest_alert_sensor``: ``pipelines.alerts.pending_ingest_alerts`` finds the refused and
   failed batches in the ingest logs since its cursor;
+- ``asset_check_alert_sensor``: failed asset check evaluations recorded in the instance (a
+  refused batch's ERROR ``reject_rate_within_limit`` on its partition, which does not fail the
+  run) become alerts via ``pipelines.alerts.pending_check_alerts``; cursor: the highest
+  evaluation id alerted, so each evaluation is alerted once, including those recorded before
+  the sensor first ran;
 - ``staleness_sensor``: ``pipelines.staleness.staleness_trigger`` says whether the champion is
   stale and a ``retraining`` run is due (one per champion and newest batch), with its tags.
 """
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
 from assets.monitoring.delivery import deliver
 from assets.resources import ScoreloopResource
-from pipelines.alerts import StepFailure, failed_run_alert, pending_ingest_alerts
+from pipelines.alerts import (
+    FailedCheck,
+    StepFailure,
+    failed_run_alert,
+    pending_check_alerts,
+    pending_ingest_alerts,
+)
 from pipelines.staleness import NoRetraining, staleness_trigger
 
 RETRAINING_JOB = "retraining"
+#: Evaluations fetched per request when paging back through a check's history.
+CHECK_PAGE = 100
 
 
 def _step_failures(context: dg.RunFailureSensorContext) -> list[StepFailure]:
@@ -70,6 +87,68 @@ def ingest_alert_sensor(
     if not found.alerts:
         return dg.SensorResult(skip_reason="no new refused or failed batch", cursor=found.cursor)
     return dg.SensorResult(cursor=found.cursor)
+
+
+def _failed_check(record: AssetCheckExecutionRecord) -> FailedCheck | None:
+    entry = record.event
+    evaluation = entry.asset_check_evaluation if entry is not None else None
+    if evaluation is None:
+        return None
+    return FailedCheck(
+        id=record.id,
+        asset=record.key.asset_key.to_user_string(),
+        check=record.key.name,
+        severity=evaluation.severity.value,
+        partition=record.partition or evaluation.partition,
+        run_id=record.run_id,
+        description=evaluation.description,
+    )
+
+
+def failed_checks_since(
+    instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey], after: int
+) -> list[FailedCheck]:
+    """Failed evaluations (id > ``after``) of each check, paging back from the newest through the
+    instance's asset check execution history (the same storage the UI's check history reads)."""
+    found: list[FailedCheck] = []
+    storage = instance.event_log_storage
+    for key in check_keys:
+        before: int | None = None
+        while True:
+            page = storage.get_asset_check_execution_history(
+                key,
+                limit=CHECK_PAGE,
+                cursor=before,
+                status={AssetCheckExecutionRecordStatus.FAILED},
+            )
+            new = [r for r in page if r.id > after]
+            found.extend(f for r in new if (f := _failed_check(r)) is not None)
+            if len(page) < CHECK_PAGE or len(new) < len(page):
+                break
+            before = page[-1].id
+    return found
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alert on failed asset checks (ERROR: like a failed run; WARN gate: refused).",
+)
+def asset_check_alert_sensor(
+    context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
+) -> dg.SensorResult:
+    """Each failed check evaluation in the instance after the cursor becomes one alert."""
+    repository = context.repository_def
+    # every check of the graph, including check specs of multi-assets (the ``gate``)
+    keys = sorted(repository.asset_graph.asset_check_keys, key=str) if repository else []
+    after = int(context.cursor) if context.cursor else 0
+    alerts, cursor = pending_check_alerts(
+        failed_checks_since(context.instance, keys, after), context.cursor
+    )
+    deliver(alerts, scoreloop.settings(), context.log, "check alert")
+    if not alerts:
+        return dg.SensorResult(skip_reason="no new failed asset check", cursor=cursor)
+    return dg.SensorResult(cursor=cursor)
 
 
 @dg.sensor(

@@ -19,6 +19,7 @@ from assets import monitoring
 from assets.definitions import defs
 from assets.partitions import BATCHES, batch_partitions
 from assets.resources import RESOURCES
+from assets.runner import RECORD_ASSETS
 from pipelines.alerts import alerts_path
 from pipelines.drift import read_drift
 from pipelines.performance import read_performance
@@ -71,7 +72,12 @@ def test_definitions_wire_monitoring() -> None:
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {"drift", "performance", "estimated_performance"} <= keys
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert {"monitoring_failure_sensor", "ingest_alert_sensor", "staleness_sensor"} <= set(sensors)
+    assert {
+        "monitoring_failure_sensor",
+        "ingest_alert_sensor",
+        "asset_check_alert_sensor",
+        "staleness_sensor",
+    } <= set(sensors)
     assert sensors["staleness_sensor"].job_name == "retraining"
     assert repo.get_job("retraining").name == "retraining"
     drift_node = repo.asset_graph.get(dg.AssetKey("drift"))
@@ -218,6 +224,79 @@ def test_ingest_alert_sensor_alerts_once_per_refused_batch(
     assert isinstance(third, dg.SensorResult)
     assert third.skip_reason is not None
     assert len(_alerts(settings)) == 1
+
+
+def _check_sensor(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources=RESOURCES,
+        repository_def=defs.get_repository_def(),
+    )
+    result = monitoring.asset_check_alert_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_failed_checks_alert_once_including_those_before_the_sensor_started(
+    settings: Settings, land: Any, instance: dg.DagsterInstance
+) -> None:
+    # recorded before the sensor ever ran: an accepted batch (passing check), a refused one
+    land("2015-01", rows=100)
+    land("2015-02", rows=100, bad=40, start=100)
+    for batch_id in ("2015-01", "2015-02"):
+        assert _materialize(instance, batch_id, RECORD_ASSETS).success
+    first = _check_sensor(instance, None)
+    assert first.skip_reason is None
+    [alert] = _alerts(settings)
+    assert (alert["kind"], alert["severity"], alert["batch_id"]) == (
+        "check_failed",
+        "error",
+        "2015-02",
+    )
+    assert (
+        alert["title"]
+        == "check validated_batch:reject_rate_within_limit (partition 2015-02) failed"
+    )
+    assert alert["details"]["check_severity"] == "ERROR"
+
+    # nothing new: no second alert for the same evaluation
+    again = _check_sensor(instance, first.cursor)
+    assert again.skip_reason is not None
+    assert len(_alerts(settings)) == 1
+
+    # a new refusal, and a WARN failure of the promotion gate: one alert each
+    land("2015-03", rows=100, bad=50, start=200)
+    assert _materialize(instance, "2015-03", RECORD_ASSETS).success
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("evaluation"),
+            check_name="gate",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="refused: auc below the floor",
+        )
+    )
+    # a WARN drift check failing is not alerted here (the drift asset sends its own alert)
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("drift"),
+            check_name="no_feature_drift",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+        )
+    )
+    third = _check_sensor(instance, again.cursor)
+    assert third.skip_reason is None
+    new = _alerts(settings)[1:]
+    assert [(a["kind"], a["severity"], a["batch_id"]) for a in new] == [
+        ("check_failed", "error", "2015-03"),
+        ("check_refused", "info", None),
+    ]
+    assert new[1]["message"] == "refused: auc below the floor"
+    assert int(third.cursor or 0) > int(first.cursor or 0)
+    assert _check_sensor(instance, third.cursor).skip_reason is not None
+    assert len(_alerts(settings)) == 3
 
 
 def test_staleness_sensor_requests_retraining_only_when_stale(

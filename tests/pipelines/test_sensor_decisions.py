@@ -1,12 +1,19 @@
 """What the monitoring sensors decide, as pure functions without Dagster: the retraining request
-(with its dedup per champion and newest batch), the failed-run alert, the ingest-alert cursor."""
+(with its dedup per champion and newest batch), the failed-run alert, the ingest-alert cursor, the
+failed-check alerts."""
 
 from __future__ import annotations
 
 import polars as pl
 from support.scoring import ingest_batch
 
-from pipelines.alerts import StepFailure, failed_run_alert, pending_ingest_alerts
+from pipelines.alerts import (
+    FailedCheck,
+    StepFailure,
+    failed_run_alert,
+    pending_check_alerts,
+    pending_ingest_alerts,
+)
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
 from pipelines.staleness import (
@@ -87,3 +94,24 @@ def test_ingest_alert_cursor_round_trips(
     assert [(a.kind, a.batch_id) for a in first.alerts] == [("batch_refused", "2015-01")]
     assert pending_ingest_alerts(settings.tables, first.cursor).alerts == []
     assert pending_ingest_alerts(settings.tables, first.cursor).cursor == first.cursor
+
+
+def test_failed_checks_alert_once_in_id_order_and_only_error_or_gate() -> None:
+    reject = FailedCheck(9, "validated_batch", "reject_rate_within_limit", "ERROR", "2015-02")
+    gate = FailedCheck(4, "evaluation", "gate", "WARN", description="refused: floor")
+    drift = FailedCheck(12, "drift", "no_feature_drift", "WARN", "2015-02")
+    alerts, cursor = pending_check_alerts([reject, drift, gate], None)
+    assert [(a.kind, a.severity) for a in alerts] == [
+        ("check_refused", "info"),
+        ("check_failed", "error"),
+    ]
+    assert alerts[0].message == "refused: floor"
+    assert alerts[1].batch_id == "2015-02"
+    assert cursor == "12"  # the WARN drift check moves the cursor but does not alert
+    assert pending_check_alerts([reject, drift, gate], cursor) == ([], "12")
+    later = FailedCheck(13, "labels", "labels_reject_rate_within_limit", "ERROR", "2015-03")
+    again, cursor = pending_check_alerts([reject, later], "12")
+    assert [a.title for a in again] == [
+        "check labels:labels_reject_rate_within_limit (partition 2015-03) failed"
+    ]
+    assert cursor == "13"
