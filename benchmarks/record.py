@@ -234,10 +234,17 @@ def compare(
         name = figure["name"]
         if name in tolerances and name in before and figure["op"] is not None:
             parsed = Figure(name, figure["value"], figure["op"], figure["target"])
+            # Compared with the baseline, or with the goal when the baseline beat it: a ratio past
+            # its goal is not a promise (at CI sizes reasons_vs_shap read 1.53, 1.07, 0.95 and
+            # 0.90 on the same code); a real slowdown still falls far below the goal.
+            reference = before[name]["value"]
+            if parsed.target is not None:
+                worse = min if parsed.higher_is_better else max
+                reference = worse(reference, parsed.target)
             moves.append(
                 Move(
                     name,
-                    before[name]["value"],
+                    reference,
                     figure["value"],
                     tolerances[name],
                     parsed.higher_is_better,
