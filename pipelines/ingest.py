@@ -299,19 +299,27 @@ def _ingest_unit(
     except BatchReadError as exc:
         _log(table_root, kind, batch_id, path, now, error=str(exc))
         raise
-    crash_point("ingest:validated")
-    good = _last_good(table_root, kind, batch_id)
-    if result.status != "accepted" and good is not None:
-        kept = str(good["source_file"][0])
-        error = (
-            f"re-delivery refused (reject rate {result.reject_rate:.2%} > {max_reject_rate}); "
-            f"the accepted ingestion of {kept} (data version {good['data_version'][0]}) is kept"
-        )
-        _log(
-            table_root, kind, batch_id, path, now, data_version=version, result=result, error=error
-        )
-        return IngestResult(path, kind, batch_id, version, result, kept=kept)
-    with result:
+    with result:  # the spilled chunks go, whichever way this ends
+        crash_point("ingest:validated")
+        good = _last_good(table_root, kind, batch_id)
+        if result.status != "accepted" and good is not None:
+            kept = str(good["source_file"][0])
+            error = (
+                f"re-delivery refused (reject rate {result.reject_rate:.2%} > "
+                f"{max_reject_rate}); the accepted ingestion of {kept} (data version "
+                f"{good['data_version'][0]}) is kept"
+            )
+            _log(
+                table_root,
+                kind,
+                batch_id,
+                path,
+                now,
+                data_version=version,
+                result=result,
+                error=error,
+            )
+            return IngestResult(path, kind, batch_id, version, result, kept=kept)
         return _commit(table_root, spec, path, kind, batch_id, version, result, now)
 
 

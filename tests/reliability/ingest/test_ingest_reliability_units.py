@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -81,8 +82,11 @@ def test_corrupt_redelivery_never_demotes_an_accepted_batch(
 
 
 def test_refused_redelivery_keeps_the_accepted_rows(
-    batch: Batch, spec: DatasetSpec, tmp_path: Path
+    batch: Batch, spec: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))  # where validate_file spills chunks
     root = str(tmp_path / "tables")
     path = batch("2015-02", rows=200)
     _ingest(path, spec, root)
@@ -100,6 +104,7 @@ def test_refused_redelivery_keeps_the_accepted_rows(
     latest = ingest_log_entry(root, "records", "2015-02")
     assert latest is not None and latest["status"] == "refused"
     assert "the accepted ingestion of" in latest["error"]
+    assert list(spills.iterdir()) == []  # both ingests removed their spilled chunks
 
 
 WRITER = textwrap.dedent(
