@@ -7,7 +7,9 @@
     SHAP + reason codes) vs bare ``get_feature_importance(type="ShapValues")``. Goal >= 0.95.
 (c) ``scoring_peak_rss_gb``: a child process runs the real ``score_batch`` (validated Delta
     table in, scores Delta table out, reasons included) over 10x the rows (10M by default) in one
-    batch and reports its own peak RSS (goal < 1 GB).
+    batch and reports its own peak RSS (goal < 1 GB): its ``VmHWM``, not ``ru_maxrss``, which
+    Linux carries over from the parent through ``subprocess``'s vfork + exec (this parent peaks
+    at ~1.8 GB in the comparison, and that is what the child's ``ru_maxrss`` used to report).
 
 Rows are resampled from the bundled ACS data (default 1M); the model is trained here
 (100 iterations, depth 6). Warm-up, then the median of repeats.
@@ -189,12 +191,22 @@ def build_state(spec: DatasetSpec, root: Path, rows: int) -> str:
     return tables
 
 
+def own_peak_rss_kb() -> int:
+    """This process's own peak RSS in KiB (``VmHWM``: reset by exec, unlike ``ru_maxrss``)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+
+
 def child(model_dir: str) -> None:
     """Score the big batch in this process and print its own peak RSS (JSON)."""
     champion = ChampionRef(name="employment", version="v0.0.1", model_dir=Path(model_dir))
     start = time.perf_counter()
     result = score_batch("big", champion=champion, params=ScoringParams(thread_count=THREADS))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    peak_kb = own_peak_rss_kb()
     print(
         json.dumps(
             {"rows": result.rows, "seconds": time.perf_counter() - start, "peak_kb": peak_kb}
@@ -217,7 +229,11 @@ def peak_rss(spec: DatasetSpec, model_dir: Path, workdir: Path) -> float:
     if report["rows"] != RSS_ROWS:
         raise RuntimeError(f"child scored {report['rows']} rows, expected {RSS_ROWS}")
     gb = report["peak_kb"] / 1024**2
-    print(f"{RSS_ROWS} rows scored with reasons in {report['seconds']:.1f}s, peak RSS {gb:.2f} GB")
+    parent_gb = own_peak_rss_kb() / 1024**2
+    print(
+        f"{RSS_ROWS} rows scored with reasons in {report['seconds']:.1f}s, peak RSS {gb:.2f} GB "
+        f"(this parent process, which trained, compared and built the input: {parent_gb:.2f} GB)"
+    )
     return float(gb)
 
 
