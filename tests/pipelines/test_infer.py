@@ -333,3 +333,23 @@ def test_ids_unique_as_text_but_not_as_numbers_are_unique(tmp_path: Path) -> Non
     _table(600).with_columns(k=pl.Series(dup)).write_csv(path)
     with pytest.raises(InferError, match=r"id column 'k' is not unique \(599 distinct"):
         infer_dataset(path, target="y", id_column="k")
+
+
+def test_numbers_the_csv_reader_parses_or_refuses_late_in_the_file(tmp_path: Path) -> None:
+    """Past the sniffed lines: a number padded on the left is a number (as the reader and the
+    simulator read it), a text value makes the column text (the pass is run again)."""
+    rows = 6000  # well past the 64 KiB that are sniffed
+    rng = np.random.default_rng(4)
+    amount = [f"{v:.3f}" for v in rng.normal(100, 10, rows)]
+    amount[-1] = "  98.5"
+    label = [f"{v:.3f}" for v in rng.normal(size=rows)]
+    label[-2] = "n/a-ish"
+    df = _table(rows).with_columns(amount=pl.Series(amount), label=pl.Series(label))
+    path = tmp_path / "t.csv"
+    df.write_csv(path)
+    drafted = infer_dataset(path, target="y")
+    assert drafted.spec.source.trim is False
+    by_name = {c.name: c for c in drafted.spec.features}
+    assert by_name["amount"].dtype == "float" and by_name["label"].dtype == "string"
+    loaded = load_source(drafted.spec, path)
+    assert loaded["amount"][-1] == 98.5 and loaded["label"][-2] == "n/a-ish"
