@@ -200,6 +200,31 @@ def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+def as_number(text: pl.Expr) -> pl.Expr:
+    """CSV text as a number, the way polars' CSV reader parses one: leading spaces and tabs are
+    skipped (trailing ones are not); null where it is not a number."""
+    return text.str.strip_chars_start(" \t").cast(pl.Float64, strict=False)
+
+
+def _refused_column(message: str, columns: list[str]) -> str | None:
+    """The column a CSV reader's parse error names (``... at column 'x' (column number 3)``)."""
+    found = re.search(r"at column '.*' \(column number (\d+)\)", message)
+    if found is None or not 1 <= int(found[1]) <= len(columns):
+        return None
+    return columns[int(found[1]) - 1]
+
+
+def _number_stats(column: str, number: pl.Expr) -> list[pl.Expr]:
+    """How many of ``number`` (a column parsed as Float64, null where it does not parse) are
+    numbers and whole numbers, and their min and max."""
+    return [
+        number.count().alias(f"{column}§float"),
+        (number == number.floor()).sum().alias(f"{column}§int"),
+        number.min().alias(f"{column}§min"),
+        number.max().alias(f"{column}§max"),
+    ]
+
+
 def model_slug(name: str) -> str:
     """A registry-safe model name (GTO: lowercase letters, digits, dashes)."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -298,7 +323,10 @@ def read_time(
             raise InferError(f"time column {column!r} has no values")
         fmt = time_format or _guess_format(sample, column)
         text = pl.col(column).cast(pl.String)
-        parsed = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+        # polars' cache of parsed values pays when values repeat (dates) and costs when nearly
+        # every value is new (timestamps to the minute); the first rows tell which
+        cache = sample.n_unique() < len(sample) // 2
+        parsed = text.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=cache)
         return _TimeReading(column, "datetime", fmt, parsed.dt.date())
     raise InferError(
         f"time column {column!r} has type {dtype}; use a datetime, date, text or integer "
@@ -554,45 +582,99 @@ def infer_dataset(
     numeric_text = {
         c
         for c in columns
-        if text and head[c].null_count() == head[c].cast(pl.Float64, strict=False).null_count()
+        if text and head[c].null_count() == head.select(as_number(pl.col(c)))[c].null_count()
     }
-    exprs: list[pl.Expr] = [pl.len().alias("§rows")]
-    parsed: dict[str, pl.Expr] = {}  # values parsed once, as columns, for several aggregations
-    for column in columns:
-        if column == time_column:
-            continue
-        col = pl.col(column)
-        exprs.append(col.null_count().alias(f"{column}§nulls"))
-        if column == id_column:
-            exprs.append(col.n_unique().alias(f"{column}§unique"))
-        elif column in few:
-            values = col.drop_nulls().unique().head(MAX_INFERRED_CATEGORIES + 1)
-            exprs.append(values.implode().alias(f"{column}§values"))
-        if column in numeric_text:
-            # One parse per value: a number when it parses as a float, an integer when every
-            # number is whole (parsing again as Int64 would double the cost of the pass).
-            as_float = pl.col(f"{column}§num")
-            parsed[f"{column}§num"] = col.cast(pl.Float64, strict=False)
-            exprs += [
-                as_float.count().alias(f"{column}§float"),
-                (as_float == as_float.floor()).sum().alias(f"{column}§int"),
-                as_float.min().alias(f"{column}§min"),
-                as_float.max().alias(f"{column}§max"),
-            ]
-        elif schema[column].is_numeric():
-            exprs += [
-                col.min().cast(pl.Float64).alias(f"{column}§min"),
-                col.max().cast(pl.Float64).alias(f"{column}§max"),
-            ]
-    exprs.append(pl.col(target).drop_nulls().value_counts().implode().alias("§target"))
-    if reading is not None:
-        parsed[TIME_KEY] = reading.key
-        exprs += time_aggregations(reading)
-    scanned = frame.with_columns(**parsed) if parsed else frame
-    row = _collect(scanned.select(exprs)).row(0, named=True)
+    # Columns with many values that look numeric are parsed by the CSV reader itself (much
+    # cheaper than reading text and parsing it); a column the reader refuses somewhere in the
+    # file is read again as text (the pass is run again).
+    by_reader = (
+        {c for c in numeric_text - few if c != time_column}
+        if text and source.header and not source.trim
+        else set()
+    )
+
+    def one_pass(by_reader: set[str]) -> dict[str, Any]:
+        scan = scan_source(path, source, numbers=sorted(by_reader)) if by_reader else frame
+        exprs: list[pl.Expr] = [pl.len().alias("§rows")]
+        parsed: dict[str, pl.Expr] = {}  # values parsed once, as columns, for several aggregations
+        for column in columns:
+            if column == time_column:
+                continue
+            col = pl.col(column)
+            exprs.append(col.null_count().alias(f"{column}§nulls"))
+            if column in few and column != target:
+                # the target's classes come from its value counts below
+                values = col.drop_nulls().unique().head(MAX_INFERRED_CATEGORIES + 1)
+                exprs.append(values.implode().alias(f"{column}§values"))
+            number = None
+            if column in by_reader:
+                number = col
+            elif column in numeric_text and column not in few:
+                # One parse per row: a number when it parses as a float, an integer when every
+                # number is whole (parsing again as Int64 would double the cost of the pass). A
+                # column with few values is typed from its value set instead (see below).
+                parsed[f"{column}§num"] = as_number(col)
+                number = pl.col(f"{column}§num")
+            if number is not None:
+                exprs += _number_stats(column, number)
+            elif schema[column].is_numeric():
+                exprs += [
+                    col.min().cast(pl.Float64).alias(f"{column}§min"),
+                    col.max().cast(pl.Float64).alias(f"{column}§max"),
+                ]
+            if column == id_column:
+                # Distinct parsed numbers are at most as many as distinct texts, so as many as
+                # the rows proves the texts unique; otherwise the texts are counted (below).
+                exprs.append(
+                    (number if number is not None else col).n_unique().alias(f"{column}§unique")
+                )
+        if target in few:  # else it has too many values, refused below
+            exprs.append(pl.col(target).drop_nulls().value_counts().implode().alias("§target"))
+        if reading is not None:
+            parsed[TIME_KEY] = reading.key
+            exprs += time_aggregations(reading)
+        scanned = scan.with_columns(**parsed) if parsed else scan
+        try:
+            return _collect(scanned.select(exprs)).row(0, named=True)
+        except pl.exceptions.ComputeError as exc:
+            refused = _refused_column(str(exc), columns)
+            if refused is None or refused not in by_reader:
+                if not by_reader:
+                    raise
+                return one_pass(set())
+            return one_pass(by_reader - {refused})
+
+    row = one_pass(by_reader)
     rows = int(row["§rows"])
     if rows == 0:
         raise InferError(f"{path} has no rows")
+    if "§target" in row:
+        row[f"{target}§values"] = [r[target] for r in row["§target"]]
+    # A text column with few values is typed from its value set: every row parses as a number
+    # exactly when every distinct value does, and min/max are those of the set. A column whose
+    # set turned out to be larger than a category set may hold is typed row by row (another
+    # pass, only for such columns).
+    overflowed: list[str] = []
+    for column in sorted(c for c in numeric_text & few if c != time_column):
+        values = row[f"{column}§values"]
+        if len(values) > MAX_INFERRED_CATEGORIES:
+            overflowed.append(column)
+            continue
+        stats = pl.DataFrame({column: pl.Series(values, dtype=pl.String)})
+        stats = stats.select(_number_stats(column, as_number(pl.col(column))))
+        set_row = stats.row(0, named=True)
+        present = rows - row[f"{column}§nulls"]
+        for part in ("float", "int"):  # counts of the set, as counts of the rows
+            set_row[f"{column}§{part}"] = (
+                present if set_row[f"{column}§{part}"] == len(values) else -1
+            )
+        row.update(set_row)
+    if overflowed:
+        again = [e for c in overflowed for e in _number_stats(c, as_number(pl.col(c)))]
+        row.update(_collect(frame.select(again)).row(0, named=True))
+    if id_column is not None and row[f"{id_column}§unique"] != rows:
+        texts = frame.select(pl.col(id_column).n_unique().alias("n"))
+        row[f"{id_column}§unique"] = _collect(texts)["n"][0]
 
     def dtype_of(column: str) -> DType | None:
         if not text:

@@ -14,6 +14,7 @@ Everything here returns LazyFrames: a draft streams the file (it may be larger t
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -169,8 +170,14 @@ def clean_text(frame: pl.LazyFrame, source: SourceSpec) -> pl.LazyFrame:
     return frame.with_columns(exprs)
 
 
-def scan_source(path: str | Path, source: SourceSpec | None = None) -> pl.LazyFrame:
-    """Scan the source lazily: parquet as typed, CSV as trimmed text with missing markers null."""
+def scan_source(
+    path: str | Path, source: SourceSpec | None = None, *, numbers: Sequence[str] = ()
+) -> pl.LazyFrame:
+    """Scan the source lazily: parquet as typed, CSV as trimmed text with missing markers null.
+
+    ``numbers`` (CSV only): columns the reader parses as Float64 instead of text (a value that
+    is not a number then fails the collect, naming the column).
+    """
     path = Path(path)
     if not path.exists():
         raise SourceError(f"file not found: {path}")
@@ -188,6 +195,7 @@ def scan_source(path: str | Path, source: SourceSpec | None = None) -> pl.LazyFr
         infer_schema=False,
         null_values=markers or None,
         encoding="utf8",
+        schema_overrides=dict.fromkeys(numbers, pl.Float64) or None,
     )
     if not source.trim:
         return frame

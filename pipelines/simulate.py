@@ -249,6 +249,9 @@ def _cast_to(column: str, dtype: str, source: pl.DataType) -> pl.Expr:
     col = pl.col(column)
     if dtype == "bool" and source == pl.String:
         return col.str.to_lowercase().replace_strict({"true": True, "false": False})
+    if dtype in ("int", "float") and source == pl.String:
+        # numbers in CSV text as infer read them: leading spaces and tabs skipped
+        col = col.str.strip_chars_start(" \t")
     if dtype == "int" and source == pl.String:
         # CSV text drafted as int: "12", and whole numbers written "12.0" or "1e3"
         whole = col.cast(pl.Float64, strict=False)

@@ -294,3 +294,62 @@ def test_year_month_strings_are_read_as_months(tmp_path: Path) -> None:
     frame.write_parquet(path)
     draft = infer_dataset(path, target="y", id_column="id", time_column="month")
     assert draft.spec.time.format == "%Y-%m"
+
+
+# --- typing CSV text from the whole file ------------------------------------------------------
+
+
+def test_few_valued_text_is_typed_from_the_whole_file(tmp_path: Path) -> None:
+    """Columns typed from their value set, and from every row when the set outgrows a category
+    set past the first rows, draft what a row-by-row reading would."""
+    rows = 3000
+    head_then_more = [i % 5 for i in range(2500)] + list(range(100, 600))
+    padded_code = ["011", "022"] * (rows // 2)
+    late_text = ["3"] * (rows - 1) + ["three"]
+    late_float = ["1"] * (rows - 1) + ["1.5"]
+    df = _table(rows).with_columns(
+        grows=pl.Series(head_then_more),
+        zone_code=pl.Series(padded_code),
+        late_text=pl.Series(late_text),
+        late_float=pl.Series(late_float),
+    )
+    path = tmp_path / "t.csv"
+    df.write_csv(path)
+    spec = infer_dataset(path, target="y").spec
+    by_name = {c.name: c for c in spec.features}
+    assert (by_name["grows"].dtype, by_name["grows"].categorical) == ("int", False)
+    assert by_name["grows"].max == pytest.approx(599 + 0.1 * 599, abs=1)
+    assert by_name["zone_code"].allowed == ["011", "022"]
+    assert (by_name["late_text"].dtype, by_name["late_text"].allowed) == ("string", ["3", "three"])
+    assert by_name["late_float"].dtype == "float"
+
+
+def test_ids_unique_as_text_but_not_as_numbers_are_unique(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    ids = [str(i) for i in range(598)] + ["1.0", "007"]
+    _table(600).with_columns(k=pl.Series(ids)).write_csv(path)
+    assert infer_dataset(path, target="y", id_column="k").spec.id.name == "k"
+    dup = [str(i) for i in range(599)] + ["5"]
+    _table(600).with_columns(k=pl.Series(dup)).write_csv(path)
+    with pytest.raises(InferError, match=r"id column 'k' is not unique \(599 distinct"):
+        infer_dataset(path, target="y", id_column="k")
+
+
+def test_numbers_the_csv_reader_parses_or_refuses_late_in_the_file(tmp_path: Path) -> None:
+    """Past the sniffed lines: a number padded on the left is a number (as the reader and the
+    simulator read it), a text value makes the column text (the pass is run again)."""
+    rows = 6000  # well past the 64 KiB that are sniffed
+    rng = np.random.default_rng(4)
+    amount = [f"{v:.3f}" for v in rng.normal(100, 10, rows)]
+    amount[-1] = "  98.5"
+    label = [f"{v:.3f}" for v in rng.normal(size=rows)]
+    label[-2] = "n/a-ish"
+    df = _table(rows).with_columns(amount=pl.Series(amount), label=pl.Series(label))
+    path = tmp_path / "t.csv"
+    df.write_csv(path)
+    drafted = infer_dataset(path, target="y")
+    assert drafted.spec.source.trim is False
+    by_name = {c.name: c for c in drafted.spec.features}
+    assert by_name["amount"].dtype == "float" and by_name["label"].dtype == "string"
+    loaded = load_source(drafted.spec, path)
+    assert loaded["amount"][-1] == 98.5 and loaded["label"][-2] == "n/a-ish"
