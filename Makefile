@@ -86,8 +86,10 @@ container:
 	@if [ "$$(id -u)" = 0 ] || command -v podman >/dev/null 2>&1; then deploy/container/setup.sh; \
 	else echo "container: not root and no podman: the container tests will skip"; fi
 
-# PostgreSQL server binaries from Debian for tests/scale (moto comes from the lock). Root installs
-# them; a non-root user without them gets a note and those tests skip saying why (never on CI).
+# PostgreSQL server binaries and redis-server (the Celery broker measured beside Dask) from Debian
+# for tests/scale and benchmarks/backfill.py (moto comes from the lock). Root installs them (no
+# service is started: the fixtures start their own on 127.0.0.1); a non-root user without them
+# gets a note and those tests skip saying why (never on CI).
 scale-deps:
 	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
@@ -95,6 +97,12 @@ scale-deps:
 		 (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)) && \
 		echo "scale-deps: installed postgresql"; \
 	else echo "scale-deps: not root and no PostgreSQL: tests/scale PostgreSQL tests will skip"; fi
+	@if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1 || \
+		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null)) && \
+		echo "scale-deps: installed redis-server"; \
+	else echo "scale-deps: not root and no redis-server: tests/scale Celery tests will skip"; fi
 
 # promtool from Debian's prometheus package: tests/serving/test_prometheus_rules.py checks and
 # unit-tests deploy/prometheus/rules.yml with it. Root installs it (the server's unit is not

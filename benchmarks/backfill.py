@@ -1,9 +1,17 @@
-"""Scale-out figures: a backfill on 1 vs 2 Dask workers, and scoring on S3 vs a local path.
+"""Scale-out figures: a backfill on 1 vs 2 workers of Dask and of Celery + Redis, side by side,
+and scoring on S3 vs a local path.
 
 (a) ``backfill_speedup_2_workers``: the same backfill (ingest + score of 48 monthly batches, one
     Dagster run per partition, :func:`assets.distributed.backfill`) on a local Dask cluster of 1
     and then 2 one-thread worker processes; wall time of 1 worker / wall time of 2 (goal >= 1.5
-    on 2 cores). Both runs replace the same partitions (re-running a partition replaces it).
+    on 2 cores). Every run replaces the same partitions (re-running a partition replaces it).
+    ``celery_backfill_speedup_2_workers``: the same on 1 and 2 Celery worker processes (solo
+    pool, one thread) with a local Redis (Debian's ``redis-server``) as broker and result
+    backend. ``celery_vs_dask_backfill``: Celery's wall time over Dask's, with 1 and with 2
+    workers (above 1: Celery costs more). Each timing includes starting the workers (Dask's
+    local cluster, the Celery worker processes), as a backfill of the scale demo does; the four
+    backfills are interleaved (Dask 1, Celery 1, Dask 2, Celery 2) so that a change in the
+    machine's load hits both executors, and the load average is printed with each.
 (b) ``s3_vs_local_scoring``: ``score_batch`` of one batch of 1M rows (reasons included) with the
     tables on a local S3 endpoint (moto, in its own process) vs a local path; throughput ratio
     S3 / local (goal >= 0.7). Median of repeats after a warm-up.
@@ -11,17 +19,19 @@
 The champion is a small real model (30 iterations) trained through the ``retraining`` assets on
 the 2015 batches; scoring runs with ``thread_count: 1`` so each worker keeps to its share.
 
-    .venv/bin/python benchmarks/backfill.py
+    .venv/bin/python benchmarks/backfill.py      # needs redis-server (`make scale-deps`)
     # quick: SCORELOOP_BENCH_BATCHES=16 SCORELOOP_BENCH_ROWS=100000 SCORELOOP_BENCH_REPEATS=1
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import yaml
@@ -66,15 +76,36 @@ def prepare(state: Path) -> Path:
     return home
 
 
-def timed_backfill(home: Path, batch_ids: list[str], workers: int) -> float:
-    from assets.distributed import backfill
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
+
+def timed_backfill(
+    home: Path, batch_ids: list[str], workers: int, executor: str = "dask", broker: str = ""
+) -> float:
+    """Wall time of the backfill on ``workers`` local workers of ``executor``, their start
+    included (Celery: worker processes on ``broker``, stopped after)."""
+    from assets.distributed import backfill, celery_workers
+
+    before = _load()
     start = time.perf_counter()
-    runs = backfill(home, batch_ids, score=True, workers=workers)
+    with contextlib.ExitStack() as stack:
+        options: dict[str, Any] = {"workers": workers}
+        if executor == "celery":
+            stack.enter_context(celery_workers(broker, workers))
+            options = {"executor": "celery", "broker": broker}
+        runs = backfill(home, batch_ids, score=True, **options)
     seconds = time.perf_counter() - start
     failed = [r.batch_id for r in runs if not r.success]
     if failed:
-        raise SystemExit(f"backfill on {workers} worker(s) failed for {failed}: {runs[0].errors}")
+        raise SystemExit(
+            f"backfill on {workers} {executor} worker(s) failed for {failed}: {runs[0].errors}"
+        )
+    print(
+        f"backfill on {workers} {executor} worker(s): {seconds:.1f} s "
+        f"({before} before, {_load()} after)",
+        flush=True,
+    )
     return seconds
 
 
@@ -128,12 +159,35 @@ def main() -> None:
             p.name.removeprefix("batch_").split(".")[0]
             for p in get_settings().landing.glob("batch_*")
         )
-        one = timed_backfill(home, landed, workers=1)
-        two = timed_backfill(home, landed, workers=2)
-        print(f"backfill of {len(landed)} batches: 1 worker {one:.1f} s, 2 workers {two:.1f} s")
+        from scoreloop.scale_stack import redis_broker
+
+        seconds: dict[tuple[str, int], float] = {}
+        with redis_broker() as redis:
+            print(f"Redis broker {redis.url} (pid {redis.pid})", flush=True)
+            for workers in (1, 2):
+                for executor in ("dask", "celery"):
+                    seconds[executor, workers] = timed_backfill(
+                        home, landed, workers, executor, redis.url
+                    )
+        for executor in ("dask", "celery"):
+            one, two = seconds[executor, 1], seconds[executor, 2]
+            print(
+                f"backfill of {len(landed)} batches on {executor}: "
+                f"1 worker {one:.1f} s, 2 workers {two:.1f} s"
+            )
         ratio = s3_vs_local(state)
-        print(f"bench backfill_speedup_2_workers: {one / two:.2f} (goal >= 1.5 on 2 cores)")
+        dask = seconds["dask", 1] / seconds["dask", 2]
+        celery = seconds["celery", 1] / seconds["celery", 2]
+        vs_one = seconds["celery", 1] / seconds["dask", 1]
+        vs_two = seconds["celery", 2] / seconds["dask", 2]
+        print(f"bench backfill_speedup_2_workers: {dask:.2f} (goal >= 1.5 on 2 cores)")
+        print(f"bench celery_backfill_speedup_2_workers: {celery:.2f} (goal >= 1.5 on 2 cores)")
+        print(
+            f"bench celery_vs_dask_backfill: {vs_two:.2f} with 2 workers, {vs_one:.2f} with 1 "
+            "(Celery wall time / Dask's; the default executor is the lower)"
+        )
         print(f"bench s3_vs_local_scoring: {ratio:.2f} (goal >= 0.7)")
+        print(_load())
 
 
 if __name__ == "__main__":

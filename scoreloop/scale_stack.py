@@ -1,8 +1,9 @@
-"""The scale-out stack on 127.0.0.1: a throwaway PostgreSQL cluster and moto's S3 endpoint.
+"""The scale-out stack on 127.0.0.1: a throwaway PostgreSQL cluster, moto's S3 endpoint, Redis.
 
 One implementation for ``scoreloop demo --scale`` and the fixtures of ``tests/scale``: each
 ``start_*`` returns a handle whose ``stop()`` ends exactly the process it started (by PID); the
-context managers :func:`postgres_cluster`, :func:`s3_endpoint` and :func:`scale_stack` start,
+context managers :func:`postgres_cluster`, :func:`s3_endpoint`, :func:`redis_broker` (the
+Celery broker, for the executor measured beside Dask) and :func:`scale_stack` start,
 yield where the servers run, and stop them on the way out. A missing server binary raises
 :class:`StackUnavailable` with what to install (the tests turn it into a skip, or a failure on
 CI; the demo prints it).
@@ -18,6 +19,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -241,6 +243,95 @@ def start_postgres() -> PostgresServer:
         raise
     pid = int((datadir / "postmaster.pid").read_text().split()[0])
     return PostgresServer(bindir, datadir, port, as_user, pid)
+
+
+@dataclass
+class RedisServer:
+    """Debian's ``redis-server`` on a loopback port, its files in a temp dir (no persistence)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    directory: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _redis_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+def start_redis() -> RedisServer:
+    """``redis-server`` on a free port of 127.0.0.1, no snapshots, no append-only file."""
+    binary = _redis_binary()
+    if binary is None:
+        raise StackUnavailable(
+            "redis-server (Debian package `redis-server`) not found; "
+            "install it with `make scale-deps` (as root)"
+        )
+    directory = Path(tempfile.mkdtemp(prefix="scoreloop-redis-"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(proc, port, directory)
+
+    def up() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+
+    try:
+        _wait(up, "redis-server", proc, 30)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+@contextmanager
+def redis_broker() -> Iterator[RedisServer]:
+    """A throwaway Redis for the duration of the block, stopped by PID and removed after."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextmanager

@@ -7,6 +7,7 @@ started and stopped by :mod:`scoreloop.scale_stack` (the same code as ``scoreloo
   environment, as a deployment would set them. ``AWS_ENDPOINT_URL`` is deliberately NOT set: the
   endpoint must reach every client through scoreloop's settings.
 - ``pg_server`` (session): a throwaway PostgreSQL cluster; ``pg_url``: a fresh database on it.
+- ``redis_server`` (session): Debian's ``redis-server`` on a loopback port (the Celery broker).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import boto3
 import pytest
 from support.servers import PostgresServer, S3Server, S3State, available
 
-from scoreloop.scale_stack import postgres_cluster, s3_endpoint
+from scoreloop.scale_stack import RedisServer, postgres_cluster, redis_broker, s3_endpoint
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +55,9 @@ def pg_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def pg_url(pg_server: PostgresServer) -> str:
     return pg_server.create_database(f"dagster_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with available(), redis_broker() as server:
+        yield server
