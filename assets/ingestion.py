@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.metadata import number
 from assets.partitions import BATCHES, batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.ingest import IngestResult, ingest_file
@@ -77,8 +78,8 @@ def _metadata(report: dict[str, Any], quarantine: bool = False) -> dict[str, Any
         "rows": report["rows"],
         "accepted": report["accepted"],
         "rejected": report["rejected"],
-        "reject_rate": dg.MetadataValue.float(float(report["reject_rate"])),
-        "max_reject_rate": dg.MetadataValue.float(float(report["max_reject_rate"])),
+        "reject_rate": number(report["reject_rate"]),
+        "max_reject_rate": number(report["max_reject_rate"]),
         "top_reasons": dg.MetadataValue.md(report["top_reasons"]),
         "table_uri": dg.MetadataValue.path(uri),
         "table_version": version,
@@ -166,7 +167,7 @@ def _reject_rate_check(scoreloop: ScoreloopResource, kind: Kind, batch_id: str) 
         ),
         metadata={
             "status": entry["status"],
-            "reject_rate": dg.MetadataValue.float(float(rate if rate is not None else 1.0)),
+            "reject_rate": number(rate if rate is not None else 1.0),
             "rows": entry["rows"] or 0,
             "rejected": entry["rejected"] or 0,
         },

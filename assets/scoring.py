@@ -21,6 +21,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.metadata import histogram_table, number
 from assets.partitions import batch_partitions
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines.features import FeatureMismatchError
@@ -54,11 +55,11 @@ def distribution_metadata(summary: ScoreSummary) -> dict[str, Any]:
     """Score distribution and sample rows, as shown on ``scores`` and ``serving_snapshot``."""
     described = summary.describe()
     return {
-        "decision_rate": dg.MetadataValue.float(float(described["decision_rate"])),
-        "score_mean": dg.MetadataValue.float(float(described["score_mean"] or 0.0)),
-        "score_min": dg.MetadataValue.float(float(described["score_min"] or 0.0)),
-        "score_max": dg.MetadataValue.float(float(described["score_max"] or 0.0)),
-        "score_histogram": dg.MetadataValue.json(described["score_histogram"]),
+        "decision_rate": number(described["decision_rate"]),
+        "score_mean": number(described["score_mean"], "no rows"),
+        "score_min": number(described["score_min"], "no rows"),
+        "score_max": number(described["score_max"], "no rows"),
+        "score_histogram": histogram_table(described["score_histogram"]),
         "sample": dg.MetadataValue.md(sample_markdown(summary.sample)),
     }
 
@@ -74,7 +75,7 @@ def batch_metadata(result: BatchScoreResult, uri: str) -> dict[str, Any]:
         **distribution_metadata(result.summary),
         "table_uri": dg.MetadataValue.path(uri),
         "table_version": result.table_version,
-        "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        "seconds": number(result.seconds, digits=3),
     }
 
 

@@ -17,10 +17,18 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-from assets.metadata import bullet_list, png_markdown
+from assets.metadata import (
+    bullet_list,
+    comparison_table,
+    confusion_table,
+    number,
+    png_markdown,
+    table,
+)
 from assets.resources import RESOURCES, ScoreloopResource
 from pipelines import promote
 from pipelines.errors import ScoreloopError
+from pipelines.gate import GateDecision
 from pipelines.settings import Settings
 
 GROUP = "retraining"
@@ -71,12 +79,12 @@ def challenger(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
             "version": metadata.version or "",
             "dvc_md5": result.data_version,
             "model_dir": dg.MetadataValue.path(str(result.model_dir)),
-            "threshold": dg.MetadataValue.float(metadata.threshold),
+            "threshold": number(metadata.threshold),
             "threshold_policy": metadata.threshold_policy,
             "training_data_version": metadata.data_version,
-            "training_seconds": dg.MetadataValue.float(float(metadata.training_seconds or 0.0)),
+            "training_seconds": number(float(metadata.training_seconds or 0.0)),
             "best_iteration": int(metadata.params.get("best_iteration", 0)),
-            **{k: dg.MetadataValue.float(v) for k, v in metadata.metrics.items()},
+            **{k: number(v) for k, v in metadata.metrics.items()},
             "card": dg.MetadataValue.md(result.card),
         },
     )
@@ -94,24 +102,45 @@ def outcome_line(version: str, promoted: bool, champion_version: str | None) -> 
     return f"{version} refused, {champion_version or 'no model'} stays champion"
 
 
+#: The evaluation's PNGs as metadata entries, in the order they are listed in the UI.
+PLOT_ENTRIES = {
+    "roc.png": "plot_roc",
+    "pr.png": "plot_pr",
+    "calibration.png": "plot_calibration",
+    "confusion.png": "plot_confusion",
+    "threshold.png": "plot_threshold",
+    "slices.png": "plot_slices",
+}
+
+
 def _evaluation_metadata(judgement: promote.Judgement) -> dict[str, Any]:
     evaluation = judgement.evaluation
     decision = judgement.decision
     metadata: dict[str, Any] = {
         "decision": decision_word(decision.promote),
         "outcome": outcome_line(judgement.version, decision.promote, decision.champion_version),
+        "comparison": comparison_table(evaluation),
+        "confusion_matrix": confusion_table(evaluation),
         "holdout_rows": evaluation["holdout_rows"],
         "dvc_md5": judgement.data_version,
     }
-    for role, data in evaluation["models"].items():
-        metadata[f"{role}_version"] = data.get("version") or ""
-        for metric in ("roc_auc", "pr_auc", "log_loss", "brier"):
-            value = data["overall"].get(metric)
-            if value is not None:
-                metadata[f"{role}_{metric}"] = dg.MetadataValue.float(float(value))
+    # The primary metric as numbers too: Dagster's "Plots" tab draws them over materialisations.
+    metric = decision.primary_metric
+    for role in ("challenger", "champion"):
+        value = evaluation["models"].get(role, {}).get("overall", {}).get(metric)
+        if value is not None:
+            metadata[f"{role}_{metric}"] = number(value)
     for name, path in judgement.plots.items():
-        metadata[f"plot_{Path(name).stem}"] = png_markdown(path)
+        if path.exists():
+            metadata[PLOT_ENTRIES.get(name, f"plot_{Path(name).stem}")] = png_markdown(path)
     return metadata
+
+
+def gate_checks_table(decision: GateDecision) -> dg.MetadataValue:
+    """The gate's rules as a table: rule, passed, detail."""
+    return table(
+        ["check", "passed", "detail"], [(c.name, c.passed, c.detail) for c in decision.checks]
+    )
 
 
 @dg.asset(
@@ -146,10 +175,10 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
                     "decision": decision_word(decision.promote),
                     "reasons": bullet_list(decision.reasons),
                     "primary_metric": decision.primary_metric,
-                    "challenger_value": decision.challenger_value,
-                    "champion_value": decision.champion_value,
+                    "challenger_value": number(decision.challenger_value, "none"),
+                    "champion_value": number(decision.champion_value, "no champion"),
                     "champion_version": decision.champion_version or "",
-                    "checks": dg.MetadataValue.json(decision.to_dict()["checks"]),
+                    "checks": gate_checks_table(decision),
                 },
             )
         ],

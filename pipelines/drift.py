@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,6 @@ from pipelines.monitoring import (
     monitoring_params,
     training_batches,
 )
-from pipelines.plots import batches_figure, new_figure, save_png
 from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -325,18 +323,6 @@ def distribution_view(
     )
 
 
-def plot_distribution(view: DistributionView, path: Path) -> Path:
-    """PNG of reference vs batch shares of one feature, side by side per bin."""
-    fig, ax = new_figure(max(6.0, 0.45 * len(view.labels)), 4.0)
-    x = np.arange(len(view.labels))
-    ax.bar(x - 0.2, view.reference, width=0.4, label="reference (training)")
-    ax.bar(x + 0.2, view.current, width=0.4, label="batch")
-    ax.set_xticks(x, view.labels, rotation=60, fontsize=7)
-    ax.set(ylabel="share of rows", title=f"{view.feature}: reference vs batch")
-    ax.legend(fontsize=7)
-    return save_png(fig, path)
-
-
 def drift_uri(settings: Settings) -> str:
     return table_uri(settings.tables, DRIFT)
 
@@ -512,31 +498,3 @@ def psi_markdown(table: pl.DataFrame) -> str:
 
 def _fmt(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.4f}"
-
-
-def plot_drift_history(drift: pl.DataFrame, path: Path, *, threshold: float, top: int = 8) -> Path:
-    """PNG of PSI per feature across batches (the ``top`` features by their largest PSI)."""
-    frame = drift.filter(pl.col("metric").is_in([PSI, SCORE_PSI])).sort("batch_id")
-    batches = sorted(frame["batch_id"].unique().to_list())
-    worst = (
-        frame.group_by("feature")
-        .agg(pl.col("value").max())
-        .sort("value", descending=True)
-        .head(top)["feature"]
-        .to_list()
-    )
-    fig, ax = batches_figure(batches)
-    x = {b: i for i, b in enumerate(batches)}
-    for feature in worst:
-        part = frame.filter(pl.col("feature") == feature)
-        ax.plot(
-            [x[b] for b in part["batch_id"].to_list()],
-            part["value"].to_list(),
-            marker="o",
-            markersize=3,
-            label=feature,
-        )
-    ax.axhline(threshold, linestyle="--", color="red", linewidth=1, label=f"threshold {threshold}")
-    ax.set(xlabel="batch", ylabel="PSI vs training", title="Drift per feature over batches")
-    ax.legend(fontsize=7, loc="upper left")
-    return save_png(fig, path)

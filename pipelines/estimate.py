@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,6 @@ from sklearn.metrics import roc_auc_score
 from pipelines.ingest import accepted_batches
 from pipelines.monitoring import Champion, MonitoringError, current_champion, training_batches
 from pipelines.performance import labelled_scores, read_performance
-from pipelines.plots import batches_figure, save_png
 from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -243,19 +241,3 @@ def champion_estimation_frame(settings: Settings, model_version: str) -> pl.Data
         .join(realised, on="batch_id", how="left")
         .sort("batch_id")
     )
-
-
-def plot_estimated_history(frame: pl.DataFrame, path: Path, *, reference_auc: float | None) -> Path:
-    """PNG of estimated (CBPE) and realised ROC AUC per batch, and the reference AUC."""
-    batches = frame["batch_id"].to_list()
-    fig, ax = batches_figure(batches)
-    x = list(range(len(batches)))
-    ax.plot(x, frame["estimated_roc_auc"].to_list(), marker="o", label="estimated ROC AUC (CBPE)")
-    ax.plot(x, frame["roc_auc"].to_list(), marker="s", label="realised ROC AUC")
-    if reference_auc is not None:
-        ax.axhline(
-            reference_auc, color="grey", linestyle=":", label=f"reference {reference_auc:.3f}"
-        )
-    ax.set(xlabel="batch", ylabel="ROC AUC", title="Estimated vs realised performance")
-    ax.legend(fontsize=7, loc="lower left")
-    return save_png(fig, path)

@@ -3,13 +3,14 @@
 For each model (challenger, champion if any, a depth-2 baseline): ROC AUC, PR AUC, log loss,
 Brier score, a reliability curve, the confusion matrix at the model's own threshold, and the same
 metrics per slice value (``spec.slices``). Written as ``metrics.json`` (``dvc metrics diff``),
-CSV plot files (``dvc plots diff``) and PNGs (ROC, calibration, slice comparison).
+CSV plot files (``dvc plots diff``) and PNGs (:func:`pipelines.plots.evaluation_pngs`: ROC, PR,
+calibration, confusion matrices, threshold and slice plots). The curves the plots draw (ROC, PR,
+precision/recall/reject rate over thresholds) are part of the evaluation (``curves``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,21 +18,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 from catboost import CatBoostClassifier
-from sklearn.metrics import (
-    roc_curve,
-)
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pipelines.errors import ScoreloopError
 from pipelines.metrics import calibration, score_metrics
 from pipelines.model_bundle import ClassMapping
-from pipelines.plots import new_figure, save_png
+from pipelines.plots import EVALUATION_FILES, evaluation_pngs
 from pipelines.score import positive_probability
 from pipelines.spec import DatasetSpec
 from pipelines.training_set import LABEL_COLUMN
 
 #: Metrics where a larger value is better; the others (log loss, Brier) are losses.
 HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
-PLOT_FILES = ("roc.png", "calibration.png", "slices.png")
+PLOT_FILES = EVALUATION_FILES
+#: Points of each stored curve (ROC, PR); thresholds are a fixed grid of this many steps.
+CURVE_POINTS = 200
+THRESHOLD_STEPS = 99
 
 
 class EvaluationError(ScoreloopError, ValueError):
@@ -53,15 +55,23 @@ class ScoredModel:
     classes: ClassMapping = field(default_factory=ClassMapping)
 
 
+@dataclass(frozen=True)
+class ModelScores:
+    """One model's holdout scores, with what :func:`evaluate_scores` reports beside them."""
+
+    role: str
+    version: str | None
+    threshold: float
+    scores: np.ndarray
+
+
 def evaluate_models(
     holdout: pl.DataFrame, spec: DatasetSpec, models: list[ScoredModel]
 ) -> dict[str, Any]:
     """Metrics of every model on the same holdout, overall and per slice value."""
     if holdout.height == 0:
         raise EvaluationError("the holdout is empty")
-    labels = holdout[LABEL_COLUMN].to_numpy().astype(np.int64)
-    result: dict[str, Any] = {"holdout_rows": holdout.height, "models": {}}
-    curves: dict[str, Any] = {}
+    scored = []
     for entry in models:
         try:
             scores = positive_probability(entry.model, holdout, spec, classes=entry.classes)
@@ -69,26 +79,84 @@ def evaluate_models(
             raise EvaluationError(
                 f"the {entry.role} model {entry.version or ''} cannot score the holdout: {exc}"
             ) from exc
-        slices: dict[str, dict[str, Any]] = {}
-        for column in spec.slices:
-            values = holdout[column].cast(pl.String).fill_null("__missing__").to_numpy()
-            slices[column] = {
+        scored.append(ModelScores(entry.role, entry.version, entry.threshold, scores))
+    slices = {
+        column: holdout[column].cast(pl.String).fill_null("__missing__").to_numpy()
+        for column in spec.slices
+    }
+    return evaluate_scores(holdout[LABEL_COLUMN].to_numpy(), slices, scored)
+
+
+def evaluate_scores(
+    labels: np.ndarray, slices: dict[str, np.ndarray], models: list[ModelScores]
+) -> dict[str, Any]:
+    """The evaluation of scores already made: ``labels`` and each slice column's value per row
+    (strings), then per model its metrics overall and per slice value, calibration and curves."""
+    labels = labels.astype(np.int64)
+    result: dict[str, Any] = {"holdout_rows": int(labels.size), "models": {}}
+    curves: dict[str, Any] = {}
+    for entry in models:
+        scores = entry.scores
+        per_slice: dict[str, dict[str, Any]] = {}
+        for column, values in slices.items():
+            per_slice[column] = {
                 str(v): score_metrics(labels[values == v], scores[values == v], entry.threshold)
                 for v in sorted(set(values.tolist()))
             }
-        fpr, tpr, _ = roc_curve(labels, scores)
-        keep = np.unique(np.linspace(0, fpr.size - 1, min(fpr.size, 200)).astype(int))
-        curves[entry.role] = {
-            "roc": [{"fpr": round(float(fpr[i]), 6), "tpr": round(float(tpr[i]), 6)} for i in keep],
-        }
+        curves[entry.role] = model_curves(labels, scores)
         result["models"][entry.role] = {
             "version": entry.version,
             "overall": score_metrics(labels, scores, entry.threshold),
             "calibration": calibration(labels, scores),
-            "slices": slices,
+            "slices": per_slice,
         }
     result["curves"] = curves
     return result
+
+
+def _thin(n: int, points: int = CURVE_POINTS) -> np.ndarray:
+    """Indices of at most ``points`` evenly spread points of a curve of ``n`` (ends kept)."""
+    return np.unique(np.linspace(0, n - 1, min(n, points)).astype(int))
+
+
+def threshold_curve(labels: np.ndarray, scores: np.ndarray) -> list[dict[str, float | None]]:
+    """Precision, recall and reject rate (share of rows scored below the threshold) over a grid
+    of thresholds (0.01 .. 0.99); precision is None where no row reaches the threshold."""
+    order = np.sort(scores)
+    by_score = labels[np.argsort(scores, kind="stable")]
+    positives_below = np.concatenate([[0], np.cumsum(by_score)])
+    total, positives = scores.size, int(labels.sum())
+    out: list[dict[str, float | None]] = []
+    for t in np.linspace(0.01, 0.99, THRESHOLD_STEPS):
+        below = int(np.searchsorted(order, t, side="left"))  # decision = score >= threshold
+        tp = positives - int(positives_below[below])
+        flagged = total - below
+        out.append(
+            {
+                "threshold": round(float(t), 4),
+                "precision": round(tp / flagged, 6) if flagged else None,
+                "recall": round(tp / positives, 6) if positives else None,
+                "reject_rate": round(below / total, 6),
+            }
+        )
+    return out
+
+
+def model_curves(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[dict[str, Any]]]:
+    """ROC and PR curves (thinned to :data:`CURVE_POINTS`) and the threshold curve of a model."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    return {
+        "roc": [
+            {"fpr": round(float(fpr[i]), 6), "tpr": round(float(tpr[i]), 6)}
+            for i in _thin(fpr.size)
+        ],
+        "pr": [
+            {"recall": round(float(recall[i]), 6), "precision": round(float(precision[i]), 6)}
+            for i in _thin(recall.size)
+        ],
+        "thresholds": threshold_curve(labels, scores),
+    }
 
 
 def metrics_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -128,59 +196,5 @@ def write_evaluation(evaluation: dict[str, Any], out_dir: Path) -> dict[str, Pat
         for point in data["calibration"]
     ]
     pl.DataFrame(cal_rows).write_csv(plots / "calibration.csv")
-    paths.update(write_pngs(evaluation, plots))
+    paths.update(evaluation_pngs(evaluation, plots))
     return paths
-
-
-def write_pngs(evaluation: dict[str, Any], plots: Path) -> dict[str, Path]:
-    """ROC, calibration and slice-comparison PNGs (:mod:`pipelines.plots`)."""
-    out: dict[str, Path] = {}
-    models = evaluation["models"]
-
-    fig, ax = new_figure(5, 5)
-    for role, curve in evaluation["curves"].items():
-        auc = models[role]["overall"]["roc_auc"]
-        ax.plot(
-            [p["fpr"] for p in curve["roc"]],
-            [p["tpr"] for p in curve["roc"]],
-            label=f"{role} {models[role]['version'] or ''} (AUC {auc:.3f})",
-        )
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
-    ax.legend(loc="lower right", fontsize=8)
-    out["roc_png"] = save_png(fig, plots / "roc.png")
-
-    fig, ax = new_figure(5, 5)
-    for role, data in models.items():
-        ax.plot(
-            [p["mean_predicted"] for p in data["calibration"]],
-            [p["fraction_positive"] for p in data["calibration"]],
-            marker="o",
-            label=role,
-        )
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="mean predicted", ylabel="fraction positive", title="Calibration (holdout)")
-    ax.legend(loc="upper left", fontsize=8)
-    out["calibration_png"] = save_png(fig, plots / "calibration.png")
-
-    labels: list[str] = []
-    per_role: dict[str, list[float]] = {role: [] for role in models}
-    first = next(iter(models.values()))
-    for column, values in first["slices"].items():
-        for value in values:
-            labels.append(f"{column}={value}")
-            for role, data in models.items():
-                auc = data["slices"][column].get(value, {}).get("roc_auc")
-                per_role[role].append(float("nan") if auc is None else float(auc))
-    fig, ax = new_figure(max(6, 0.45 * len(labels)), 4)
-    width = 0.8 / max(len(models), 1)
-    x = np.arange(len(labels))
-    for i, (role, values) in enumerate(per_role.items()):
-        ax.bar(x + i * width, values, width=width, label=role)
-    ax.set_xticks(x + width * (len(models) - 1) / 2, labels, rotation=60, fontsize=7)
-    finite = [v for vs in per_role.values() for v in vs if not math.isnan(v)]
-    ax.set_ylim(max(0.0, min(finite, default=0.5) - 0.05), 1.0)
-    ax.set(ylabel="ROC AUC", title="ROC AUC per slice (holdout)")
-    ax.legend(fontsize=8)
-    out["slices_png"] = save_png(fig, plots / "slices.png")
-    return out

@@ -65,3 +65,21 @@ def calibration(
             }
         )
     return curve
+
+
+def auc_interval(
+    auc: float, positives: int, negatives: int, z: float = 1.96
+) -> tuple[float, float]:
+    """A ``z``-sigma interval of a ROC AUC (Hanley & McNeil 1982), clipped to [0, 1].
+
+    Cheap (no bootstrap): enough to see whether a slice's AUC differs from another's.
+    """
+    if positives <= 0 or negatives <= 0:
+        return (0.0, 1.0)
+    q1 = auc / (2.0 - auc)
+    q2 = 2.0 * auc * auc / (1.0 + auc)
+    variance = (
+        auc * (1.0 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    half = z * float(np.sqrt(max(variance, 0.0)))
+    return (max(0.0, auc - half), min(1.0, auc + half))

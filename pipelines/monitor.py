@@ -16,22 +16,11 @@ from typing import Literal, TypeVar
 import polars as pl
 
 from pipelines.alerts import Alert, drift_alert, performance_alert
-from pipelines.drift import (
-    DriftReport,
-    drift_batch,
-    plot_distribution,
-    plot_drift_history,
-    psi_markdown,
-    read_drift,
-)
-from pipelines.estimate import (
-    EstimateReport,
-    champion_estimation_frame,
-    estimate_batch,
-    plot_estimated_history,
-)
+from pipelines.drift import PSI, SCORE_PSI, DriftReport, drift_batch, psi_markdown, read_drift
+from pipelines.estimate import EstimateReport, champion_estimation_frame, estimate_batch
 from pipelines.ingest import accepted_batches
 from pipelines.monitoring import (
+    SCORE_FEATURE,
     Champion,
     MonitoringError,
     MonitoringParams,
@@ -43,8 +32,15 @@ from pipelines.performance import (
     PerformanceMetrics,
     PerformanceReport,
     performance_batch,
-    plot_auc_history,
     read_performance,
+)
+from pipelines.plots import (
+    drift_grid,
+    plot_auc_history,
+    plot_distribution,
+    plot_drift_heatmap,
+    plot_drift_history,
+    plot_estimated_history,
 )
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -60,14 +56,17 @@ EstimateMode = Literal["required", "if_possible", "skip"]
 
 @dataclass(frozen=True)
 class DriftResult:
-    """The batch's drift, its alert (None when nothing drifted) and the history plot."""
+    """The batch's drift, its alert (None when nothing drifted) and the history plots."""
 
     report: DriftReport
     #: One row per feature: psi, unseen_share, drifted (:meth:`DriftReport.psi_table`).
     psi: pl.DataFrame
     alert: Alert | None
     psi_threshold: float
+    #: PSI per feature over the champion's batches, the top features as lines.
     plot: Path | None = None
+    #: PSI of every feature (and the score) x every batch of the champion, as a heatmap.
+    heatmap: Path | None = None
     #: Reference-vs-batch distribution PNG of every drifted feature (when plots were asked for).
     distribution_plots: dict[str, Path] = field(default_factory=dict)
 
@@ -197,12 +196,19 @@ def _measure_drift(batch_id: str, ctx: _Context) -> DriftResult:
     report = drift_batch(
         batch_id, settings=ctx.settings, champion=ctx.champion, spec=ctx.spec, params=params
     )
-    plot = None
+    plot = heatmap = None
     views: dict[str, Path] = {}
     if ctx.plot_dir is not None:
+        history = ctx.history(read_drift(ctx.settings))
         plot = plot_drift_history(
-            ctx.history(read_drift(ctx.settings)),
+            history,
             ctx.plot_dir / f"drift_{batch_id}.png",
+            threshold=params.psi_threshold,
+            metrics=[PSI, SCORE_PSI],
+        )
+        heatmap = plot_drift_heatmap(
+            drift_grid(history, [PSI, SCORE_PSI], last=SCORE_FEATURE),
+            ctx.plot_dir / f"drift_heatmap_{batch_id}.png",
             threshold=params.psi_threshold,
         )
         views = {
@@ -216,6 +222,7 @@ def _measure_drift(batch_id: str, ctx: _Context) -> DriftResult:
         alert=drift_alert(batch_id, ctx.champion.version, report.drifted),
         psi_threshold=params.psi_threshold,
         plot=plot,
+        heatmap=heatmap,
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,6 @@ import polars as pl
 from pipelines.ingest import LABELS, accepted_batches, labels_schema
 from pipelines.metrics import score_metrics
 from pipelines.monitoring import Champion, MonitoringError, current_champion
-from pipelines.plots import batches_figure, save_png
 from pipelines.scores_table import scores_uri
 from pipelines.settings import Settings, get_settings
 from pipelines.spec import DatasetSpec, load_spec
@@ -185,27 +183,3 @@ def performance_batch(
     return PerformanceReport(
         batch_id=batch_id, model_version=champion.version, frame=frame, table_version=version
     )
-
-
-def plot_auc_history(
-    performance: pl.DataFrame, path: Path, *, reference_auc: float | None, tolerance: float
-) -> Path:
-    """PNG of realised ROC AUC per batch, with the reference AUC and the alert floor."""
-    frame = performance.sort("batch_id")
-    batches = frame["batch_id"].to_list()
-    fig, ax = batches_figure(batches)
-    ax.plot(range(len(batches)), frame["roc_auc"].to_list(), marker="o", label="realised ROC AUC")
-    if reference_auc is not None:
-        ax.axhline(
-            reference_auc, color="grey", linestyle=":", label=f"reference {reference_auc:.3f}"
-        )
-        ax.axhline(
-            reference_auc - tolerance,
-            color="red",
-            linestyle="--",
-            linewidth=1,
-            label=f"alert floor {reference_auc - tolerance:.3f}",
-        )
-    ax.set(xlabel="batch", ylabel="ROC AUC", title="Realised performance over batches")
-    ax.legend(fontsize=7, loc="lower left")
-    return save_png(fig, path)

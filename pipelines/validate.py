@@ -198,7 +198,8 @@ class ValidationResult:
         self.close()
 
     def top_reasons(self, k: int = 10) -> pl.DataFrame:
-        """Most frequent (column, check) reasons with a sample offending value."""
+        """Most frequent (column, check) reasons with up to three offending values, each quoted
+        (``'n/a', 'unknown'``: a value that reads like "missing" is shown as the value it is)."""
         if self.quarantine.is_empty():
             return pl.DataFrame(
                 schema={
@@ -212,10 +213,22 @@ class ValidationResult:
             self.quarantine.select(pl.col("reasons").explode())
             .unnest("reasons")
             .group_by("column", "check")
-            .agg(pl.len().alias("rows"), pl.col("value").first().alias("example"))
+            .agg(pl.len().alias("rows"), example_values(pl.col("value")).alias("example"))
             .sort(["rows", "column", "check"], descending=[True, False, False])
             .head(k)
         )
+
+
+#: Offending values shown per quarantine reason.
+EXAMPLES = 3
+
+
+def example_values(value: pl.Expr, n: int = EXAMPLES) -> pl.Expr:
+    """Aggregation: the first ``n`` distinct offending values, quoted and comma-separated
+    (``missing`` when every value is null)."""
+    quoted = pl.lit("'") + value.drop_nulls().unique(maintain_order=True).head(n) + pl.lit("'")
+    joined = quoted.str.join(", ")
+    return pl.when(joined == "").then(pl.lit("missing")).otherwise(joined)
 
 
 @dataclass(frozen=True)

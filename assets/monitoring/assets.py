@@ -5,8 +5,9 @@ returns metadata. Before any champion exists nothing is measured (the checks say
 from collections.abc import Callable, Iterator
 
 import dagster as dg
+import polars as pl
 
-from assets.metadata import png_image, png_markdown
+from assets.metadata import frame_table, number, png_image, png_markdown, table
 from assets.monitoring.checks import (
     DRIFT,
     ESTIMATED,
@@ -106,15 +107,16 @@ def drift(context: dg.AssetExecutionContext, scoreloop: ScoreloopResource) -> It
             "rows": report.rows,
             "drifted_features": ", ".join(report.drifted_features) or "none",
             "drifted_count": len(report.drifted_features),
-            "max_psi": dg.MetadataValue.float(measured.max_psi),
-            "psi_table": dg.MetadataValue.md(measured.psi_markdown),
-            "drift_share": dg.MetadataValue.float(report.drift_share or 0.0),
+            "max_psi": number(measured.max_psi),
+            "psi_table": frame_table(psi_frame(measured.psi)),
+            "drift_share": number(report.drift_share or 0.0),
             "dataset_drift": report.dataset_drift,
             "distributions": dg.MetadataValue.md(
                 "\n\n".join(png_image(p) for p in measured.distribution_plots.values())
                 or "no drifted feature"
             ),
             "score_reference": report.score_reference or "none (holdout batches not scored)",
+            "drift_heatmap": png_markdown(measured.heatmap) if measured.heatmap else "not drawn",
             "drift_over_time": png_markdown(plot),
             "drift_plot": dg.MetadataValue.path(str(plot)),
             "table_version": report.table_version,
@@ -122,6 +124,18 @@ def drift(context: dg.AssetExecutionContext, scoreloop: ScoreloopResource) -> It
         data_version=dg.DataVersion(f"{result.champion_version}:{report.table_version}"),
     )
     yield drift_check(measured)
+
+
+def psi_frame(psi: pl.DataFrame) -> pl.DataFrame:
+    """The per-feature drift table as shown: drifted features first, then by PSI."""
+    return psi.sort(["drifted", "psi"], descending=[True, True], nulls_last=True).select(
+        "feature",
+        pl.col("psi").alias("PSI"),
+        pl.col("unseen_share").alias("unseen share"),
+        "method",
+        pl.col("statistic").alias("statistic value"),
+        pl.when(pl.col("drifted")).then(pl.lit("YES")).otherwise(pl.lit("no")).alias("drifted"),
+    )
 
 
 #: Performance metrics shown as floats in the asset's metadata (when known).
@@ -146,14 +160,8 @@ def performance(
         metadata={
             "model_version": result.champion_version,
             "dagster/row_count": measured.metrics.rows,
-            **{
-                name: dg.MetadataValue.float(float(metrics[name]))
-                for name in FLOAT_METRICS
-                if metrics[name] is not None
-            },
-            "reference_auc": dg.MetadataValue.float(reference)
-            if reference is not None
-            else "unknown",
+            **{name: number(metrics[name]) for name in FLOAT_METRICS if metrics[name] is not None},
+            "reference_auc": number(reference),
             "reference_auc_source": measured.reference_source or "none",
             "auc_over_time": png_markdown(plot),
             "auc_plot": dg.MetadataValue.path(str(plot)),
@@ -185,17 +193,16 @@ def estimated_performance(
             "model_version": result.champion_version,
             "dagster/row_count": int(metrics["rows"]),
             **{
-                name: dg.MetadataValue.float(float(metrics[name]))
+                name: number(metrics[name])
                 for name in ("estimated_roc_auc", "estimated_log_loss", "estimated_accuracy")
                 if metrics[name] is not None
             },
-            "confusion_matrix": dg.MetadataValue.json(
-                {k: metrics[k] for k in ("tp", "fp", "fn", "tn", "threshold")}
+            "confusion_matrix": table(
+                ["threshold", "tp", "fp", "fn", "tn"],
+                [[metrics[k] for k in ("threshold", "tp", "fp", "fn", "tn")]],
             ),
-            "realised_roc_auc": measured.realised_auc
-            if measured.realised_auc is not None
-            else "labels not landed yet",
-            "estimation_error": measured.error if measured.error is not None else "unknown",
+            "realised_roc_auc": number(measured.realised_auc, "labels not landed yet"),
+            "estimation_error": number(measured.error),
             "estimated_over_time": png_markdown(plot),
             "table_version": measured.report.table_version,
         },

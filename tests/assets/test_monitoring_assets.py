@@ -112,8 +112,11 @@ def test_drift_and_performance_on_two_batches(
 
     drift_meta = _metadata(result, "drift")
     assert drift_meta["drifted_features"] == "none"
-    assert "| AGEP |" in drift_meta["psi_table"]
+    psi_rows = [r.data for r in drift_meta["psi_table"].records]
+    assert "AGEP" in {r["feature"] for r in psi_rows} and {r["drifted"] for r in psi_rows} == {"no"}
     assert drift_meta["drift_over_time"].startswith("![drift_2015-02](data:image/png;base64,")
+    assert drift_meta["drift_heatmap"].startswith("![drift_heatmap_2015-02](data:image/png;base64,")
+    assert drift_meta["max_psi"] == float(f"{drift_meta['max_psi']:.4g}")  # rounded
     assert Path(drift_meta["drift_plot"]).read_bytes()[:4] == b"\x89PNG"
     assert drift_meta["score_reference"] == "holdout batches 2015-01"
     perf_meta = _metadata(result, "performance")
@@ -132,10 +135,15 @@ def test_drift_and_performance_on_two_batches(
     estimated = _metadata(result, "estimated_performance")
     assert 0.7 < estimated["estimated_roc_auc"] <= 1.0
     assert estimated["realised_roc_auc"] == perf_meta["roc_auc"]
-    assert (
-        abs(estimated["estimated_roc_auc"] - perf_meta["roc_auc"]) == estimated["estimation_error"]
+    # every number rounded to 4 significant digits (so the difference of two is within 1e-4)
+    assert estimated["estimation_error"] == pytest.approx(
+        abs(estimated["estimated_roc_auc"] - perf_meta["roc_auc"]), abs=1e-4
     )
-    assert set(estimated["confusion_matrix"]) == {"tp", "fp", "fn", "tn", "threshold"}
+    assert estimated["estimation_error"] == float(f"{estimated['estimation_error']:.4g}")
+    [cells] = [r.data for r in estimated["confusion_matrix"].records]
+    assert set(cells) == {"tp", "fp", "fn", "tn", "threshold"}
+    # expected counts (fractional), rounded to 4 significant digits
+    assert sum(float(cells[k]) for k in ("tp", "fp", "fn", "tn")) == pytest.approx(600, abs=1)
     assert read_drift(settings)["batch_id"].unique().sort().to_list() == list(starts)
     assert read_performance(settings).height == 2
     assert _alerts(settings) == []

@@ -54,7 +54,20 @@ def test_retraining_assets_gate_and_manual_promotion(
         assert ch_event.tags["dagster/data_version"] == lock_hash(repo, "train", "model")
         assert status_clean(repo)
         ev_meta = first.asset_materializations_for_node("evaluation")[0].metadata
-        assert "plot_roc" in ev_meta and "plot_slices" in ev_meta
+        plots = {"plot_roc", "plot_pr", "plot_calibration", "plot_confusion", "plot_threshold"}
+        assert plots | {"plot_slices"} <= set(ev_meta)
+        comparison = ev_meta["comparison"].value
+        assert [c.name for c in comparison.schema.columns] == [
+            "metric",
+            "challenger",
+            "baseline",
+            "delta vs baseline",
+        ]  # no champion yet: the challenger is compared with the baseline
+        assert [r.data["metric"] for r in comparison.records][:3] == [
+            "version",
+            "roc_auc",
+            "pr_auc",
+        ]
         check = first.get_asset_check_evaluations()[0]
         assert check.check_name == "gate" and check.passed
         first_champion = resolve_champion(settings)
@@ -85,6 +98,9 @@ def test_retraining_assets_gate_and_manual_promotion(
         assert gate.description == "v0.0.2 refused, v0.0.1 stays champion"
         ev_second = second.asset_materializations_for_node("evaluation")[0].metadata
         assert ev_second["decision"].value == "refused"
+        rows = {r.data["metric"]: r.data for r in ev_second["comparison"].value.records}
+        assert rows["version"]["champion"] == "v0.0.1" and rows["version"]["challenger"] == "v0.0.2"
+        assert rows["roc_auc"]["delta vs champion"].startswith("-")  # the weak one is worse
         assert not second.asset_materializations_for_node("champion")
         latest = instance.get_latest_materialization_event(dg.AssetKey("champion"))
         assert latest is not None and latest.run_id == first.run_id

@@ -17,13 +17,13 @@ from pipelines.drift import (
     compute_drift,
     drift_batch,
     numeric_psi,
-    plot_drift_history,
     profile_frame,
     psi,
     psi_markdown,
     read_drift,
 )
 from pipelines.monitoring import MonitoringError, MonitoringParams
+from pipelines.plots import plot_drift_history
 from pipelines.scores_table import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec
@@ -148,7 +148,9 @@ def test_drift_table_per_batch_with_score_drift(
         (pl.col("batch_id") == "2014-12") & (pl.col("metric") == SCORE_PSI)
     )
     assert holdout_score["value"][0] == pytest.approx(0.0, abs=1e-9)
-    png = plot_drift_history(table, tmp_path / "plots" / "drift.png", threshold=0.2)
+    png = plot_drift_history(
+        table, tmp_path / "plots" / "drift.png", threshold=0.2, metrics=[PSI, SCORE_PSI]
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

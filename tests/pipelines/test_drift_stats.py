@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from pipelines.drift import DRIFT_SHARE, compute_drift, distribution_view, plot_distribution
+from pipelines.drift import DRIFT_SHARE, compute_drift, distribution_view
 from pipelines.drift_stats import (
     MAX_SUPPORT,
     Distribution,
@@ -26,6 +26,7 @@ from pipelines.drift_stats import (
     wasserstein_norm,
 )
 from pipelines.monitoring import DATASET_FEATURE, MonitoringParams
+from pipelines.plots import plot_distribution
 from pipelines.spec import DatasetSpec
 from pipelines.train import reference_profile
 from pipelines.training_set import LABEL_COLUMN

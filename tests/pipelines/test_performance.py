@@ -15,9 +15,9 @@ from pipelines.performance import (
     PERFORMANCE_SCHEMA,
     compute_performance,
     performance_batch,
-    plot_auc_history,
     read_performance,
 )
+from pipelines.plots import plot_auc_history
 from pipelines.scores_table import score_batch
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec

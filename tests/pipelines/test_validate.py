@@ -144,6 +144,20 @@ def test_strings_that_do_not_convert_fail_their_row_only(
     assert 7 in result.valid["id"].to_list()
 
 
+def test_top_reasons_quote_distinct_offending_values(
+    batch: pl.DataFrame, spec: DatasetSpec
+) -> None:
+    # The simulator's wrong types: "n/a" is the offending value, not a missing example.
+    wrong = ["n/a", "unknown", "n/a", "12 years", "unknown"]
+    text = batch.select(pl.all().cast(pl.String)).with_columns(
+        pl.Series("AGEP", wrong + batch["AGEP"].cast(pl.String).to_list()[len(wrong) :])
+    )
+    top = run(text, spec).top_reasons()
+    [row] = top.filter(pl.col("column") == "AGEP").to_dicts()
+    assert row["rows"] == 5
+    assert row["example"] == "'n/a', 'unknown', '12 years'"
+
+
 def test_long_values_are_clipped_in_reasons_and_record(
     batch: pl.DataFrame, spec: DatasetSpec
 ) -> None:
