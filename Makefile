@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo scale-demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps promtool venv cicd
+.PHONY: setup demo scale-demo test lint typecheck ui serve bench bench-check bench-ci bench-readme clean container image scale-deps promtool chromium venv cicd
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -48,7 +48,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test: setup container scale-deps promtool lint typecheck
+test: setup container scale-deps promtool chromium lint typecheck
 	$(VENV)/bin/pytest --timeout=900
 
 ui: setup
@@ -114,6 +114,18 @@ promtool:
 		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null)) && \
 		echo "promtool: installed prometheus ($$(promtool --version 2>&1 | head -n 1))"; \
 	else echo "promtool: not root and no promtool: tests/serving/test_prometheus_rules.py will skip"; fi
+
+# Chromium from Debian for the browser tests (tests/serving/test_docs_browser.py renders /docs,
+# tests/assets/test_control_room_browser.py the Dagster UI), driven headless through its own
+# command line (--dump-dom, --screenshot): no browser download. Root installs it; a non-root user
+# without it gets a note and those tests skip saying why (never on CI).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null 2>&1 || \
+		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null)) && \
+		echo "chromium: installed $$(chromium --version 2>/dev/null)"; \
+	else echo "chromium: not root and no chromium: the browser tests will skip"; fi
 
 # The serving image of one model version: make image BUNDLE=<bundle dir> [SNAPSHOTS=<snapshots dir>]
 image: setup container

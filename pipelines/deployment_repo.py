@@ -42,7 +42,14 @@ from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 import yaml
 
 from pipelines.errors import ScoreloopError
-from pipelines.model_bundle import METADATA_FILE, MODEL_FILE, ModelLoadError, load_metadata
+from pipelines.model_bundle import (
+    HOLDOUT_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelLoadError,
+    holdout_evaluation,
+    load_metadata,
+)
 from pipelines.settings import PROJECT_ROOT, Settings
 
 PROJECT_DVC_YAML = PROJECT_ROOT / "dvc.yaml"
@@ -550,6 +557,8 @@ def fetch_model(settings: Settings, version: str, commit: str) -> Path:
     repo = settings.registry
     target = cache_dir(settings) / f"{version}-{commit[:12]}"
     if _complete(target):
+        if not (target / HOLDOUT_FILE).exists():  # cached before holdout.json was written
+            _write_holdout(repo, version, commit, target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
@@ -565,12 +574,36 @@ def fetch_model(settings: Settings, version: str, commit: str) -> Path:
             load_metadata(out)
         except ModelLoadError as exc:
             raise DeploymentRepoError(f"{settings.model_name} {version}: {exc}") from exc
+        _write_holdout(repo, version, commit, out)
         if target.exists():
             shutil.rmtree(target)
         os.replace(out, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _write_holdout(repo: Path, version: str, commit: str, model_dir: Path) -> None:
+    """``holdout.json`` beside the fetched model: its part of the evaluation recorded at
+    ``commit`` (``evaluation/evaluation.json``, tracked by git). Nothing is written when the
+    commit has none, or when the one it has judged another version (a version registered by
+    hand after an earlier run's evaluation)."""
+    text = git(repo, "show", f"{commit}:{EVALUATION_DIR}/evaluation.json", check=False)
+    if not text:
+        return
+    try:
+        evaluation = json.loads(text)
+        judged = evaluation["models"]["challenger"].get("version")
+        holdout = holdout_evaluation(evaluation)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, ModelLoadError) as exc:
+        raise DeploymentRepoError(
+            f"{EVALUATION_DIR}/evaluation.json at commit {commit[:12]} of {repo} is corrupt: {exc}"
+        ) from exc
+    if judged != version:
+        return
+    staging = model_dir / f".{HOLDOUT_FILE}.tmp"
+    staging.write_text(holdout.model_dump_json(indent=2))
+    os.replace(staging, model_dir / HOLDOUT_FILE)
 
 
 def _complete(directory: Path) -> bool:

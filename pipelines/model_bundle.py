@@ -5,6 +5,9 @@ Layout of a model directory::
     model.cbm        CatBoost native model
     metadata.json    ModelMetadata (features, threshold, params, data version, metrics, ...)
     card.md          the model card (written by the training step)
+    holdout.json     HoldoutEvaluation: the version's metrics on the out-of-time holdout, from
+                     the evaluation recorded at its registry commit (written when a registered
+                     version is fetched; absent in a bundle that was never registered)
 
 Training writes bundles; scoring, the registry and the lookup service read them.
 """
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # catboost takes ~1 s to import: only loading a model needs i
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "card.md"
+HOLDOUT_FILE = "holdout.json"
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -79,6 +83,81 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     reference_profile: dict[str, Any] = Field(default_factory=dict)
     classes: ClassMapping = Field(default_factory=ClassMapping)
+
+
+class HoldoutMetrics(BaseModel):
+    """One model's metrics on the holdout (``pipelines.metrics.score_metrics``; the AUCs are
+    None when the rows hold one class)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rows: int
+    positive_rate: float | None = None
+    roc_auc: float | None = None
+    pr_auc: float | None = None
+    log_loss: float | None = None
+    brier: float | None = None
+    f1: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    threshold: float | None = None
+    tp: int | None = None
+    fp: int | None = None
+    tn: int | None = None
+    fn: int | None = None
+
+
+class ComparedModel(BaseModel):
+    """Another model judged on the same holdout rows (the champion of the day, the baseline)."""
+
+    role: str
+    version: str | None = None
+    metrics: HoldoutMetrics
+
+
+class HoldoutEvaluation(BaseModel):
+    """A version's out-of-time holdout evaluation, as the gate saw it when it was judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int
+    metrics: HoldoutMetrics
+    compared_with: list[ComparedModel] = Field(default_factory=list)
+    #: ROC AUC and rows per slice value, by slice column.
+    slices: dict[str, dict[str, HoldoutMetrics]] = Field(default_factory=dict)
+
+
+def holdout_evaluation(evaluation: dict[str, Any], role: str = "challenger") -> HoldoutEvaluation:
+    """The part of an evaluation (``pipelines.evaluate.evaluate_models``) about ``role``."""
+    models = evaluation["models"]
+    if role not in models:
+        raise ModelLoadError(f"the evaluation holds no {role!r} model (it has {sorted(models)})")
+    own = models[role]
+    return HoldoutEvaluation(
+        rows=int(evaluation["holdout_rows"]),
+        metrics=HoldoutMetrics.model_validate(own["overall"]),
+        compared_with=[
+            ComparedModel(
+                role=other,
+                version=data.get("version"),
+                metrics=HoldoutMetrics.model_validate(data["overall"]),
+            )
+            for other, data in models.items()
+            if other != role
+        ],
+        slices={
+            column: {value: HoldoutMetrics.model_validate(m) for value, m in values.items()}
+            for column, values in (own.get("slices") or {}).items()
+        },
+    )
+
+
+def load_holdout(directory: Path) -> HoldoutEvaluation | None:
+    """The bundle's holdout.json, None when it has none; a corrupt one raises ModelLoadError."""
+    path = Path(directory) / HOLDOUT_FILE
+    if not path.exists():
+        return None
+    return read_json_model(path, HoldoutEvaluation, ModelLoadError, "holdout evaluation")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ A snapshot is a folder under the snapshots directory, published once and never c
         model.cbm        copy of the model bundle that produced the scores
         metadata.json
         card.md          (when the bundle has one)
+        holdout.json     (when the bundle has one) the model's holdout evaluation
         spec.yaml        the dataset spec the scores and the model follow
         features.arrow   (when published with features) the validated feature values each score
                          was made from, row for row beside scores.arrow (same order): what
@@ -51,11 +52,14 @@ from pipelines.explain import DEFAULT_TOP_K
 from pipelines.features import FeatureMismatchError
 from pipelines.model_bundle import (
     CARD_FILE,
+    HOLDOUT_FILE,
     METADATA_FILE,
     MODEL_FILE,
+    HoldoutEvaluation,
     ModelBundle,
     ModelLoadError,
     load_bundle,
+    load_holdout,
     load_metadata,
     read_json_model,
 )
@@ -131,7 +135,7 @@ class SnapshotManifest(BaseModel):
     #: many. Snapshots published before it was recorded carry the default.
     top_k: int = DEFAULT_TOP_K
     format_version: int = FORMAT_VERSION
-    #: sha256 of every other file of the snapshot (model, metadata, spec, card), by file name.
+    #: sha256 of every other file (model, metadata, spec, card, holdout), by file name.
     #: Empty in snapshots published before it existed: only scores.arrow is verified then.
     files: dict[str, str] = {}
 
@@ -150,6 +154,8 @@ class LoadedSnapshot:
     spec: DatasetSpec
     bundle: ModelBundle
     card: str | None = None
+    #: The model's holdout evaluation (None for a bundle without holdout.json).
+    holdout: HoldoutEvaluation | None = None
     #: ``entity_id``, ``batch_id`` and the spec's features of every scores row, in the same
     #: order; None for a snapshot published without them.
     features: pa.Table | None = None
@@ -363,7 +369,7 @@ def publish_snapshot(
         _write_scores(frame, staging / SCORES_FILE)
         if aligned is not None:
             _write_scores(aligned, staging / FEATURES_FILE, dictionary=False)
-        for name in (MODEL_FILE, METADATA_FILE, CARD_FILE):
+        for name in (MODEL_FILE, METADATA_FILE, CARD_FILE, HOLDOUT_FILE):
             if (bundle_dir / name).exists():
                 shutil.copyfile(bundle_dir / name, staging / name)
         shutil.copyfile(spec_path, staging / SPEC_FILE)
@@ -560,6 +566,10 @@ def load_snapshot(
         raise SnapshotError(
             f"snapshot {manifest.snapshot_id}: unreadable {card_path}: {exc}"
         ) from exc
+    try:
+        holdout = load_holdout(directory)
+    except ModelLoadError as exc:
+        raise SnapshotError(f"snapshot {manifest.snapshot_id}: {exc}") from exc
     features = (
         _load_features(manifest, directory, spec, table)
         if FEATURES_FILE in manifest.files
@@ -572,6 +582,7 @@ def load_snapshot(
         spec=spec,
         bundle=bundle,
         card=card,
+        holdout=holdout,
         features=features,
     )
 

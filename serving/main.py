@@ -29,12 +29,13 @@ from serving.config import (
     get_serving_settings,
 )
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.routes import admin, bench, explain, health, model, predict, scores
+from serving.routes import admin, bench, docs, explain, health, model, predict, scores
 from serving.routes.guards import BodyLimitMiddleware, validation_error_handler
 from serving.store import SnapshotStore
 
 logger = logging.getLogger("scoreloop.serving")
 
+TITLE = "scoreloop lookup service"
 DESCRIPTION = """\
 Latest score of every entity, from the serving snapshot published by batch scoring, plus
 on-demand scoring of a posted record with the same model. The snapshot is swapped atomically
@@ -96,11 +97,15 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                     await follower
 
     app = FastAPI(
-        title="scoreloop lookup service",
+        title=TITLE,
         description=DESCRIPTION,
         version="1",
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN: serving.routes.docs serves local ones.
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app, TITLE)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.state.settings = settings
     app.state.store = store

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,6 +101,50 @@ class ExplanationAgreementOut(BaseModel):
     seed: int | None = None
 
 
+class MetricsOut(BaseModel):
+    """One model's metrics on a set of rows (the AUCs are None when the rows hold one class)."""
+
+    rows: int
+    positive_rate: float | None = None
+    roc_auc: float | None = None
+    pr_auc: float | None = None
+    log_loss: float | None = None
+    brier: float | None = None
+    f1: float | None = Field(default=None, description="At the model's threshold.")
+    precision: float | None = None
+    recall: float | None = None
+    threshold: float | None = None
+    tp: int | None = None
+    fp: int | None = None
+    tn: int | None = None
+    fn: int | None = None
+
+
+class ComparedModelOut(BaseModel):
+    role: str = Field(description="champion (of the day the version was judged) or baseline")
+    version: str | None
+    metrics: MetricsOut
+
+
+class HoldoutOut(BaseModel):
+    """The served version on the out-of-time holdout, as the gate judged it."""
+
+    rows: int
+    metrics: MetricsOut
+    compared_with: list[ComparedModelOut]
+    slices: dict[str, dict[str, MetricsOut]] = Field(
+        description="Metrics per slice value, by slice column."
+    )
+
+
+class SplitOut(BaseModel):
+    rows: int | None = None
+    positive_rate: float | None = None
+    first_batch: str | None = None
+    last_batch: str | None = None
+    batches: int = 0
+
+
 class ModelOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -117,8 +161,22 @@ class ModelOut(BaseModel):
     trained_at: datetime
     data_version: str
     git_commit: str | None
-    metrics: dict[str, float]
-    card_summary: str | None
+    metrics: dict[str, float] = Field(
+        description="Validation metrics (the early-stopping split), as training recorded them."
+    )
+    holdout: HoldoutOut | None = Field(
+        default=None,
+        description="Holdout metrics beside the models it was judged against (None when the "
+        "version's evaluation was not recorded).",
+    )
+    params: dict[str, Any] = Field(description="Training parameters.")
+    training_set: dict[str, SplitOut] = Field(
+        description="Rows, positive rate and batch span of each split (train, validation, holdout)."
+    )
+    card: str | None = Field(description="The model card (markdown), whole.")
+    card_summary: str | None = Field(
+        description="First paragraph of the card (kept for older clients; prefer the fields)."
+    )
     explanation_agreement: ExplanationAgreementOut | None = Field(
         default=None, description="SHAP vs LIME on a holdout sample (None for older models)."
     )

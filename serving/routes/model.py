@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from serving.deps import SnapshotDep
-from serving.schemas import ErrorOut, ModelOut
+from serving.schemas import ErrorOut, HoldoutOut, ModelOut, SplitOut
 
 router = APIRouter(tags=["model"])
 
@@ -20,13 +22,30 @@ def card_summary(text: str, limit: int = 600) -> str | None:
     return None
 
 
+def _splits(summary: dict[str, Any] | None) -> dict[str, SplitOut]:
+    out = {}
+    for name, info in (summary or {}).items():
+        batches = list(info.get("batches") or [])
+        out[name] = SplitOut(
+            rows=info.get("rows"),
+            positive_rate=info.get("positive_rate"),
+            first_batch=str(batches[0]) if batches else None,
+            last_batch=str(batches[-1]) if batches else None,
+            batches=len(batches),
+        )
+    return out
+
+
 @router.get("/model", response_model=ModelOut, responses={503: {"model": ErrorOut}})
 def model(snapshot: SnapshotDep) -> ModelOut:
-    """The champion version being served, its card summary, its evaluation metrics and how far
-    its SHAP and LIME explanations agree on a holdout sample."""
+    """The champion version being served: its holdout metrics beside the models it was judged
+    against, validation metrics, parameters, training data, the model card and how far its SHAP
+    and LIME explanations agree on a holdout sample."""
     metadata = snapshot.loaded.bundle.metadata
     manifest = snapshot.manifest
     card = snapshot.loaded.card  # read at load: the folder may have changed since
+    holdout = snapshot.loaded.holdout
+    extra = metadata.model_extra or {}
     return ModelOut(
         name=manifest.model_name,
         version=manifest.model_version,
@@ -42,6 +61,10 @@ def model(snapshot: SnapshotDep) -> ModelOut:
         data_version=metadata.data_version,
         git_commit=metadata.git_commit,
         metrics=metadata.metrics,
+        holdout=HoldoutOut.model_validate(holdout.model_dump()) if holdout else None,
+        params=metadata.params,
+        training_set=_splits(extra.get("training_set")),
+        card=card,
         card_summary=card_summary(card) if card is not None else None,
-        explanation_agreement=(metadata.model_extra or {}).get("explanation_agreement"),
+        explanation_agreement=extra.get("explanation_agreement"),
     )

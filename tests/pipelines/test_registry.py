@@ -14,11 +14,13 @@ import pytest
 from support.retraining import save_toy_bundle
 from typer.testing import CliRunner
 
-from pipelines.deployment_repo import cache_dir, commit, dvc_add, init, push
+from pipelines.deployment_repo import EVALUATION_DIR, cache_dir, commit, dvc_add, init, push
 from pipelines.model_bundle import (
+    HOLDOUT_FILE,
     MODEL_FILE,
     ModelLoadError,
     load_bundle,
+    load_holdout,
 )
 from pipelines.promote import promote_version
 from pipelines.registry import (
@@ -43,10 +45,19 @@ def add_version(settings: Settings) -> AddVersion:
     """Commit a tiny CatBoost bundle as model/ (DVC-tracked), optionally push, and register it."""
     repo = init(settings)
 
-    def add(iterations: int, *, pushed: bool = True, corrupt: bool = False) -> str:
+    def add(
+        iterations: int,
+        *,
+        pushed: bool = True,
+        corrupt: bool = False,
+        evaluation: str | None = None,
+    ) -> str:
         save_toy_bundle(repo / "model", settings.model_name, iterations=iterations)
         if corrupt:
             (repo / "model" / MODEL_FILE).write_bytes(b"not a catboost model")
+        if evaluation is not None:  # what the evaluate stage commits (git-tracked, not DVC)
+            (repo / EVALUATION_DIR).mkdir(exist_ok=True)
+            (repo / EVALUATION_DIR / "evaluation.json").write_text(evaluation)
         dvc_add(repo, "model")
         commit(repo, f"model with {iterations} iterations")
         if pushed:
@@ -125,6 +136,58 @@ def test_champion_is_fetched_back_from_the_dvc_remote(
     champion = resolve_champion(settings)
     assert champion is not None
     assert load_bundle(champion.model_dir).model.tree_count_ == 4
+
+
+def _overall(auc: float, rows: int) -> dict[str, object]:
+    return {"rows": rows, "positive_rate": 0.4, "roc_auc": auc, "pr_auc": auc - 0.1,
+            "log_loss": 0.5, "brier": 0.17, "threshold": 0.5, "tp": 30, "fp": 10, "tn": 50,
+            "fn": 10, "precision": 0.75, "recall": 0.75, "f1": 0.75}  # fmt: skip
+
+
+EVALUATION = {
+    "holdout_rows": 100,
+    "models": {
+        "challenger": {
+            "version": "v0.0.1",
+            "overall": _overall(0.83, 100),
+            "calibration": [],
+            "slices": {"SEX": {"1": _overall(0.81, 60), "2": _overall(0.85, 40)}},
+        },
+        "baseline": {"version": None, "overall": _overall(0.71, 100), "slices": {}},
+    },
+    "curves": {},
+}
+
+
+def test_a_fetched_version_carries_its_recorded_holdout_evaluation(
+    settings: Settings, add_version: AddVersion
+) -> None:
+    v1 = add_version(3, evaluation=json.dumps(EVALUATION))
+    assign_champion(settings, v1)
+    champion = resolve_champion(settings)
+    assert champion is not None
+    holdout = load_holdout(champion.model_dir)
+    assert holdout is not None
+    assert (holdout.rows, holdout.metrics.roc_auc, holdout.metrics.f1) == (100, 0.83, 0.75)
+    assert [(c.role, c.version, c.metrics.roc_auc) for c in holdout.compared_with] == [
+        ("baseline", None, 0.71)
+    ]
+    assert holdout.slices["SEX"]["2"].rows == 40
+    # a model cached before holdout.json existed gets it on the next fetch
+    (champion.model_dir / HOLDOUT_FILE).unlink()
+    again = resolve_champion(settings)
+    assert again is not None and load_holdout(again.model_dir) == holdout
+
+    # a version whose commit holds another version's evaluation (registered by hand after an
+    # earlier run) has none; a corrupt one is refused
+    v2 = add_version(4)
+    assign_champion(settings, v2)
+    second = resolve_champion(settings)
+    assert second is not None and load_holdout(second.model_dir) is None
+    v3 = add_version(5, evaluation='{"holdout_rows": 3}')
+    with pytest.raises(RegistryError, match=r"evaluation.json at commit .* is corrupt"):
+        assign_champion(settings, v3)
+        resolve_champion(settings)
 
 
 def test_tag_pointing_at_missing_artifacts_is_refused(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from support.browser import browser  # noqa: F401 (a fixture, found by name)
 from support.serving_fixtures import (  # noqa: F401 (fixtures, found by name)
     bundle_v1,
     bundle_v2,

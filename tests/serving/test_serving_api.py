@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,17 @@ import polars as pl
 import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
+from support.scoring import fit_model
 from support.serving import TOKEN, Scrape
 
+from pipelines.evaluate import ScoredModel, evaluate_models
 from pipelines.features import prepare_features
-from pipelines.model_bundle import load_bundle
+from pipelines.model_bundle import HOLDOUT_FILE, holdout_evaluation, load_bundle
 from pipelines.score import score_frame
 from pipelines.settings import BUNDLED_SPEC
 from pipelines.snapshot import publish_snapshot
 from pipelines.spec import DatasetSpec
+from pipelines.training_set import LABEL_COLUMN
 from serving.config import ConfigError, ServingSettings, check_admin_token
 from serving.deps import get_settings, get_snapshot
 from serving.main import create_app
@@ -200,6 +204,53 @@ def test_model_endpoint(client: TestClient) -> None:
     assert body["card_summary"] == "A test model, seed 1."
     assert body["entities"] == 400
     assert body["threshold_policy"] == "fixed 0.5 (test)"
+    assert body["card"] == "# employment v0.0.1\n\nA test model, seed 1.\n"
+    assert body["holdout"] is None  # this bundle was never evaluated on a holdout
+
+
+def test_model_endpoint_reports_the_holdout_evaluation_as_numbers(
+    client: TestClient,
+    bundle_v1: Path,
+    scores_v1: pl.DataFrame,
+    snapshots: Path,
+    acs: pl.DataFrame,
+    spec: DatasetSpec,
+    tmp_path: Path,
+) -> None:
+    """A bundle fetched from the registry carries holdout.json (its part of the recorded
+    evaluation): /model answers it as numbers, beside the models it was judged against."""
+    bundle = load_bundle(bundle_v1)
+    rows = acs.slice(90_000, 600).with_columns(
+        (pl.col(spec.target.name) == spec.positive_label).cast(pl.Int8).alias(LABEL_COLUMN)
+    )
+    baseline = fit_model(acs.slice(0, 500), spec, seed=7)
+    evaluation = evaluate_models(
+        rows,
+        spec,
+        [
+            ScoredModel("challenger", bundle.model, bundle.metadata.threshold, "v0.0.1"),
+            ScoredModel("baseline", baseline, bundle.metadata.threshold),
+        ],
+    )
+    evaluated = tmp_path / "bundle"
+    shutil.copytree(bundle_v1, evaluated)
+    (evaluated / HOLDOUT_FILE).write_text(holdout_evaluation(evaluation).model_dump_json())
+    publish_snapshot(scores_v1, evaluated, BUNDLED_SPEC, snapshots)
+    reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert reload.json()["result"] == "swapped"
+
+    holdout = client.get("/model").json()["holdout"]
+    overall = evaluation["models"]["challenger"]["overall"]
+    assert holdout["rows"] == 600
+    for name in ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall", "tp"):
+        assert holdout["metrics"][name] == overall[name]
+        assert isinstance(holdout["metrics"][name], int | float)
+    assert 0.5 < holdout["metrics"]["roc_auc"] <= 1.0
+    [other] = holdout["compared_with"]
+    assert (other["role"], other["version"]) == ("baseline", None)
+    assert other["metrics"]["roc_auc"] == evaluation["models"]["baseline"]["overall"]["roc_auc"]
+    assert set(holdout["slices"]) == set(spec.slices)
+    assert sum(s["rows"] for s in holdout["slices"]["SEX"].values()) == 600
 
 
 def test_health_ready_and_metrics(client: TestClient, scores_v1: pl.DataFrame) -> None:
