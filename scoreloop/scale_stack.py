@@ -27,11 +27,24 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from scoreloop.serve_process import free_port
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process we started (by PID), SIGKILL it after 10 s, and reap it."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
 
 #: Credentials the local endpoint accepts (moto checks none); never real ones.
 LOCAL_S3_CREDENTIALS = {
@@ -80,13 +93,7 @@ class S3Server:
                 raise RuntimeError(f"creating bucket {name}: HTTP {response.status}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        _terminate(self.proc)
 
 
 def start_s3() -> S3Server:
@@ -262,13 +269,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        _terminate(self.proc)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -324,34 +325,36 @@ def start_redis() -> RedisServer:
     return server
 
 
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+_Server = TypeVar("_Server", bound=_Stoppable)
+
+
 @contextmanager
-def redis_broker() -> Iterator[RedisServer]:
+def _running(start: Callable[[], _Server]) -> Iterator[_Server]:
+    """The server ``start`` returns, for the duration of the block, stopped after it."""
+    server = start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def redis_broker() -> AbstractContextManager[RedisServer]:
     """A throwaway Redis for the duration of the block, stopped by PID and removed after."""
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return _running(start_redis)
 
 
-@contextmanager
-def s3_endpoint() -> Iterator[S3Server]:
+def s3_endpoint() -> AbstractContextManager[S3Server]:
     """moto's S3 endpoint for the duration of the block, stopped by PID after it."""
-    server = start_s3()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return _running(start_s3)
 
 
-@contextmanager
-def postgres_cluster() -> Iterator[PostgresServer]:
+def postgres_cluster() -> AbstractContextManager[PostgresServer]:
     """A throwaway PostgreSQL cluster for the duration of the block, stopped and removed after."""
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return _running(start_postgres)
 
 
 @dataclass(frozen=True)
