@@ -72,6 +72,14 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
     return {k: getattr(v, "value", v) for k, v in events[-1].metadata.items()}
 
 
+def _assert_score_histogram(meta: dict[str, object], *, rows: object) -> None:
+    """The materialisation's score histogram: ten 0.1-wide bins holding all ``rows``, bars
+    scaled to 30 characters at the fullest bin."""
+    histogram = [r.data for r in meta["score_histogram"].records]  # type: ignore[attr-defined]
+    assert len(histogram) == 10 and sum(r["rows"] for r in histogram) == rows
+    assert histogram[0]["score"] == "0.0-0.1" and max(len(r["bar"]) for r in histogram) == 30
+
+
 def test_definitions_hold_scoring_assets_sensor_and_job() -> None:
     from assets.definitions import defs
 
@@ -128,13 +136,7 @@ def test_validate_score_snapshot_then_promotion_rescores(
     assert meta["model_version"] == "v0.0.1" and meta["entities"] == 400
     assert 0.0 <= float(meta["decision_rate"]) <= 1.0  # type: ignore[arg-type]
     assert "| entity_id |" in str(meta["sample"])
-    histogram = [r.data for r in meta["score_histogram"].records]  # type: ignore[attr-defined]
-    assert (
-        len(histogram) == 10
-        and sum(r["rows"] for r in histogram)
-        == meta["rows_scored" if "rows_scored" in meta else "entities"]
-    )
-    assert histogram[0]["score"] == "0.0-0.1" and max(len(r["bar"]) for r in histogram) == 30
+    _assert_score_histogram(meta, rows=meta["entities"])
     assert meta["batches_rescored"] == 2
     assert _run_request(instance, cursor)[2] == "champion is still v0.0.1"
 
@@ -169,13 +171,7 @@ def test_validate_score_snapshot_then_promotion_rescores(
     meta = _metadata(scored, "scores")
     assert meta["rows_scored"] == 200 and meta["model_version"] == "v0.0.1"
     assert "| entity_id |" in str(meta["sample"])
-    histogram = [r.data for r in meta["score_histogram"].records]  # type: ignore[attr-defined]
-    assert (
-        len(histogram) == 10
-        and sum(r["rows"] for r in histogram)
-        == meta["rows_scored" if "rows_scored" in meta else "entities"]
-    )
-    assert histogram[0]["score"] == "0.0-0.1" and max(len(r["bar"]) for r in histogram) == 30
+    _assert_score_histogram(meta, rows=meta["rows_scored"])
     snapshot = dg.materialize(
         [scoring_assets.serving_snapshot], instance=instance, resources=RESOURCES, run_config=QUIET
     )
