@@ -154,32 +154,51 @@ def _diagonal(ax: Axes, label: str) -> None:
     ax.plot([0, 1], [0, 1], color="black", linestyle=(0, (1, 3)), linewidth=0.8, label=label)
 
 
+def _model_curve(
+    ax: Axes,
+    role: str,
+    points: Sequence[Mapping[str, Any]],
+    xy: tuple[str, str],
+    label: str,
+    *,
+    markevery: bool = True,
+) -> None:
+    """One model's curve (its role's style; the champion drawn heavier, so a challenger on top
+    of it stays visible)."""
+    x, y = xy
+    ax.plot(
+        [p[x] for p in points],
+        [p[y] for p in points],
+        linewidth=2.2 if role == "champion" else 1.5,
+        markevery=_markevery(len(points)) if markevery else None,
+        markersize=5 if markevery else 6,
+        label=label,
+        **role_style(role).kwargs(),
+    )
+
+
+def _finish_unit_square(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """Axes labels, title, the [0, 1] square, a grid and the legend outside the plot."""
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
+
+
 def roc_figure(evaluation: Mapping[str, Any]) -> Figure:
     """ROC curve of every model on the holdout, AUC in the legend."""
     fig, ax = new_figure(6.5, 4.5)
     models = evaluation["models"]
     for role, curve in evaluation["curves"].items():
-        points = curve["roc"]
         auc = models[role]["overall"]["roc_auc"]
-        ax.plot(
-            [p["fpr"] for p in points],
-            [p["tpr"] for p in points],
-            linewidth=2.2 if role == "champion" else 1.5,
-            markevery=_markevery(len(points)),
-            markersize=5,
-            label=f"{_model_label(role, models[role])} (AUC {_fmt(auc, 4)})",
-            **role_style(role).kwargs(),
-        )
+        label = f"{_model_label(role, models[role])} (AUC {_fmt(auc, 4)})"
+        _model_curve(ax, role, curve["roc"], ("fpr", "tpr"), label)
     _diagonal(ax, "random (AUC 0.5)")
-    ax.set(
-        xlabel="false positive rate",
-        ylabel="true positive rate",
-        title=f"ROC ({evaluation['holdout_rows']:,} holdout rows)",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+    _finish_unit_square(
+        ax,
+        "false positive rate",
+        "true positive rate",
+        f"ROC ({evaluation['holdout_rows']:,} holdout rows)",
     )
-    ax.grid(alpha=0.3)
-    legend_outside(ax)
     return fig
 
 
@@ -188,31 +207,15 @@ def pr_figure(evaluation: Mapping[str, Any]) -> Figure:
     fig, ax = new_figure(6.5, 4.5)
     models = evaluation["models"]
     for role, curve in evaluation["curves"].items():
-        points = curve.get("pr", [])
         auc = models[role]["overall"]["pr_auc"]
-        ax.plot(
-            [p["recall"] for p in points],
-            [p["precision"] for p in points],
-            linewidth=2.2 if role == "champion" else 1.5,
-            markevery=_markevery(len(points)),
-            markersize=5,
-            label=f"{_model_label(role, models[role])} (PR AUC {_fmt(auc, 4)})",
-            **role_style(role).kwargs(),
-        )
+        label = f"{_model_label(role, models[role])} (PR AUC {_fmt(auc, 4)})"
+        _model_curve(ax, role, curve.get("pr", []), ("recall", "precision"), label)
     rate = next(iter(models.values()))["overall"]["positive_rate"]
     if rate is not None:
         ax.axhline(
             rate, color="black", linestyle=(0, (1, 3)), linewidth=0.8, label=f"random ({rate:.3f})"
         )
-    ax.set(
-        xlabel="recall",
-        ylabel="precision",
-        title="Precision-recall (holdout)",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
-    )
-    ax.grid(alpha=0.3)
-    legend_outside(ax)
+    _finish_unit_square(ax, "recall", "precision", "Precision-recall (holdout)")
     return fig
 
 
@@ -220,26 +223,12 @@ def calibration_figure(evaluation: Mapping[str, Any]) -> Figure:
     """Reliability curve of every model (one marker per score bin) against the diagonal."""
     fig, ax = new_figure(6.5, 4.5)
     for role, data in evaluation["models"].items():
-        points = data["calibration"]
-        brier = data["overall"].get("brier")
-        ax.plot(
-            [p["mean_predicted"] for p in points],
-            [p["fraction_positive"] for p in points],
-            linewidth=2.2 if role == "champion" else 1.5,
-            markersize=6,
-            label=f"{_model_label(role, data)} (Brier {_fmt(brier, 4)})",
-            **role_style(role).kwargs(),
-        )
+        label = f"{_model_label(role, data)} (Brier {_fmt(data['overall'].get('brier'), 4)})"
+        xy = ("mean_predicted", "fraction_positive")
+        _model_curve(ax, role, data["calibration"], xy, label, markevery=False)
     _diagonal(ax, "perfectly calibrated")
-    ax.set(
-        xlabel="mean predicted probability",
-        ylabel="fraction positive",
-        title="Calibration (holdout, 10 score bins)",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
-    )
-    ax.grid(alpha=0.3)
-    legend_outside(ax)
+    title = "Calibration (holdout, 10 score bins)"
+    _finish_unit_square(ax, "mean predicted probability", "fraction positive", title)
     return fig
 
 
@@ -302,15 +291,8 @@ def threshold_figure(evaluation: Mapping[str, Any], role: str = "challenger") ->
         )
     chosen = data["overall"]["threshold"]
     ax.axvline(chosen, color="black", linewidth=1.2, label=f"chosen threshold {_fmt(chosen, 3)}")
-    ax.set(
-        xlabel="threshold",
-        ylabel="share",
-        title=f"{_model_label(role, data)}: precision / recall / reject rate",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
-    )
-    ax.grid(alpha=0.3)
-    legend_outside(ax)
+    title = f"{_model_label(role, data)}: precision / recall / reject rate"
+    _finish_unit_square(ax, "threshold", "share", title)
     return fig
 
 
