@@ -58,6 +58,8 @@ def test_swagger_ui_renders_offline(served: Any, browser: Any, tmp_path: Path) -
     page.locator(".models").first.scroll_into_view_if_needed()
     assert "HoldoutOut" in page.inner_text(".models")
     page.screenshot(path=str(tmp_path / "docs.png"), full_page=False)
+    # Judge the page once every request it made (the favicon's too) has settled.
+    page.wait_for_load_state("networkidle")
     assert broken_images(page) == []
     assert watch.problems() == {}
     page.context.close()
@@ -73,6 +75,8 @@ def test_redoc_renders_offline(served: Any, browser: Any) -> None:
         "(n) => document.querySelectorAll('.api-content h2').length >= n", arg=operations
     )
     assert "/model" in page.inner_text(".api-content")
+    # Judge the page once every request it made (the favicon's too) has settled.
+    page.wait_for_load_state("networkidle")
     assert broken_images(page) == []
     assert watch.problems() == {}
     page.context.close()
