@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
 from pipelines.model_bundle import MODEL_FILE, ModelLoadError, load_metadata
 from pipelines.settings import get_settings
 from pipelines.snapshot import SnapshotError, read_current
@@ -33,6 +36,8 @@ from scoreloop.release.engine import LOCAL_BASE_IMAGE, REPO_ROOT, SETUP_SCRIPT, 
 from scoreloop.release.errors import ReleaseError
 
 DOCKERFILE = REPO_ROOT / "serving" / "Dockerfile"
+#: Run by the Dockerfile's build stage with the image's python3 (stdlib only): cuts CUDA kernels.
+GPU_CODE_TOOL = Path(__file__).with_name("gpu_code.py")
 DEFAULT_REPOSITORY = "localhost/scoreloop-serving"
 SLIM_BASE = "python:3.11-slim-bookworm"
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -248,16 +253,48 @@ def _requirement_name(line: str) -> str:
     return match.group(1)
 
 
+#: The image's Python is a 3.11 (bookworm's python3 is 3.11.2, python:3.11-slim a later 3.11.x),
+#: which need not be the host's: see :func:`wheel_requirements`.
+IMAGE_PYTHON_MINOR = "3.11"
+_IMAGE_PATCH_RELEASES = range(0, 20)
+
+
+def wheel_requirements(requirements: str) -> str:
+    """The requirements to build wheels for: every line whose marker holds for some Python
+    3.11.x on this platform, markers removed. pip evaluates markers against the interpreter that
+    runs it, and the host's 3.11.7 skips ``async-timeout ; python_full_version < '3.11.3'``,
+    which the image's 3.11.2 then cannot install (``--no-index``). The image's own pip picks from
+    the wheels with the markers of requirements.txt, so an extra wheel costs nothing."""
+    default = {key: str(value) for key, value in default_environment().items()}
+    kept = []
+    for line in requirements.splitlines():
+        if not line.strip():
+            continue
+        requirement = Requirement(line)
+        marker = requirement.marker
+        versions = (f"{IMAGE_PYTHON_MINOR}.{patch}" for patch in _IMAGE_PATCH_RELEASES)
+        if marker is None or any(
+            marker.evaluate(
+                {**default, "python_version": IMAGE_PYTHON_MINOR, "python_full_version": version}
+            )
+            for version in versions
+        ):
+            kept.append(line.split(";", 1)[0].strip())
+    return "\n".join(kept) + "\n"
+
+
 def build_wheels(requirements: str, build_dir: Path) -> Path:
-    """Wheels for ``requirements`` in a folder keyed by their hash (built once, then reused)."""
-    key = hashlib.sha256(requirements.encode()).hexdigest()[:16]
+    """Wheels for ``requirements`` (see :func:`wheel_requirements`) in a folder keyed by their
+    hash (built once, then reused)."""
+    wanted = wheel_requirements(requirements)
+    key = hashlib.sha256(wanted.encode()).hexdigest()[:16]
     wheels = build_dir / "wheels" / key
     stamp = wheels / ".complete"
     if stamp.exists():
         return wheels
     wheels.mkdir(parents=True, exist_ok=True)
     requirements_file = wheels / "requirements.txt"
-    requirements_file.write_text(requirements)
+    requirements_file.write_text(wanted)
     result = subprocess.run(
         [
             *_pip(),
@@ -295,7 +332,8 @@ def prepare_context(
     """Assemble the build context: exactly the files serving/Dockerfile copies.
 
     Returns ``context`` (emptied first), holding requirements.txt, prune.txt (files the serving
-    image deletes after installing; empty for ``all``), wheels/, serving/,
+    image deletes after installing; empty for ``all``), gpu_code.py (the build stage's CUDA
+    kernel cutter, :mod:`scoreloop.release.gpu_code`), wheels/, serving/,
     pipelines/<the modules serving imports> and the bundled dataset spec.
     """
     requirements = export_requirements(variant)
@@ -308,6 +346,7 @@ def prepare_context(
         [f"{pattern}  # {why}" for pattern, why in SERVING_PRUNE] if variant == "serving" else []
     )
     (context / "prune.txt").write_text("".join(f"{line}\n" for line in prune))
+    shutil.copy2(GPU_CODE_TOOL, context / GPU_CODE_TOOL.name)
     for wheel in sorted(wheels.glob("*.whl")):
         _link_or_copy(wheel, context / "wheels" / wheel.name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile*")

@@ -8,6 +8,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from scoreloop.release.build import (
+    GPU_CODE_TOOL,
     MODEL_VERSION_LABEL,
     REVISION_LABEL,
     BuiltImage,
@@ -102,3 +103,35 @@ def test_every_shared_object_left_in_the_image_loads(image_v1: BuiltImage) -> No
     assert isinstance(result, dict)
     assert result["failed"] == {}
     assert result["loaded"] > 50
+
+
+FIND_CUDA_KERNELS = """
+import json, pathlib, sys, sysconfig
+sys.path.insert(0, "/check")
+from gpu_code import cuda_kernel_bytes
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+found = {str(p.relative_to(site)): cuda_kernel_bytes(p) for p in site.rglob("*.so*") if p.is_file()}
+print(json.dumps({"files": len(found), "with_kernels": {k: v for k, v in found.items() if v}}))
+"""
+
+
+def test_no_shared_object_in_the_image_carries_cuda_kernels(image_v1: BuiltImage) -> None:
+    """The build cuts .nv_fatbin (224 MB in catboost's library) out: nothing here runs on a GPU.
+    The checker is scoreloop/release/gpu_code.py itself, mounted read-only."""
+    out = container_engine().run(
+        [
+            "run",
+            "--rm",
+            "-v",
+            f"{GPU_CODE_TOOL}:/check/gpu_code.py:ro",
+            "--entrypoint",
+            "python",
+            image_v1.image,
+            "-c",
+            FIND_CUDA_KERNELS,
+        ],
+        what="CUDA kernel check in the image",
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["files"] > 50
+    assert result["with_kernels"] == {}
