@@ -331,6 +331,13 @@ def test_staleness_sensor_requests_retraining_only_when_stale(
     params = tmp_path / "params.yaml"
     params.write_text("monitoring:\n  max_batches_since_training: 2\n")
     monkeypatch.setenv("SCORELOOP_PARAMS_PATH", str(params))
+    # stale, but no labelled batch newer than the champion to learn the new data from
+    waiting = _sensor(monitoring.staleness_sensor, instance)
+    assert isinstance(waiting, dg.SkipReason)
+    assert "waiting for labelled batches: 0 of 6" in (waiting.skip_message or "")
+    params.write_text(
+        "monitoring:\n  max_batches_since_training: 2\n  retrain_min_labelled_batches: 0\n"
+    )
     stale = _sensor(monitoring.staleness_sensor, instance)
     assert isinstance(stale, dg.SensorResult)
     [request] = stale.run_requests or []
@@ -344,6 +351,10 @@ def test_staleness_sensor_requests_retraining_only_when_stale(
     assert alert["kind"] == "stale"
     assert alert["message"].startswith("retraining requested: age: 3 batches")
 
+    assert json.loads(stale.cursor or "{}") == {
+        "last_run_key": "stale-v0.0.1-2015-04",
+        "last_request_batch": "2015-04",
+    }
     again = _sensor(monitoring.staleness_sensor, instance, stale.cursor)
     assert isinstance(again, dg.SkipReason)
     assert len(_alerts(settings)) == 1
