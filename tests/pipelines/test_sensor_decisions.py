@@ -151,20 +151,22 @@ def test_ingest_alert_cursor_round_trips(
 
 def test_failed_checks_alert_once_in_id_order_and_only_error_or_gate() -> None:
     reject = FailedCheck(9, "validated_batch", "reject_rate_within_limit", "ERROR", "2015-02")
+    rows = FailedCheck(10, "scores", "row_count_matches", "ERROR", "2015-02")
     gate = FailedCheck(4, "evaluation", "gate", "WARN", description="refused: floor")
     drift = FailedCheck(12, "drift", "no_feature_drift", "WARN", "2015-02")
-    alerts, cursor = pending_check_alerts([reject, drift, gate], None)
+    alerts, cursor = pending_check_alerts([reject, rows, drift, gate], None)
+    # the refused batch is alerted once, by the ingest-alert sensor (batch_refused), not here
     assert [(a.kind, a.severity) for a in alerts] == [
         ("check_refused", "info"),
         ("check_failed", "error"),
     ]
     assert alerts[0].message == "refused: floor"
     assert alerts[1].batch_id == "2015-02"
+    assert alerts[1].title == "check scores:row_count_matches (partition 2015-02) failed"
     assert cursor == "12"  # the WARN drift check moves the cursor but does not alert
-    assert pending_check_alerts([reject, drift, gate], cursor) == ([], "12")
+    assert pending_check_alerts([reject, rows, drift, gate], cursor) == ([], "12")
     later = FailedCheck(13, "labels", "labels_reject_rate_within_limit", "ERROR", "2015-03")
-    again, cursor = pending_check_alerts([reject, later], "12")
-    assert [a.title for a in again] == [
-        "check labels:labels_reject_rate_within_limit (partition 2015-03) failed"
-    ]
-    assert cursor == "13"
+    newest = FailedCheck(14, "scores", "row_count_matches", "ERROR", "2015-03")
+    again, cursor = pending_check_alerts([reject, later, newest], "12")
+    assert [a.title for a in again] == ["check scores:row_count_matches (partition 2015-03) failed"]
+    assert cursor == "14"
