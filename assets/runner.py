@@ -246,3 +246,66 @@ def monitor_batches(
             if on_done is not None:
                 on_done(run)
     return runs
+
+
+def score_batch(
+    dagster_home: Path, batch_id: str, *, tags: dict[str, str] | None = None
+) -> BatchRun:
+    """One ``scoring`` run of the ``scores`` partition of ``batch_id`` with the champion (what the
+    automation sensor launches for a newly validated batch)."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return run_job(instance, SCORING_JOB, [scoring.SCORES], partition_key=batch_id, tags=tags)
+
+
+@dataclass(frozen=True)
+class SensorTick:
+    """One evaluation of a sensor: the runs it requested (and ran), its skip reason, its cursor."""
+
+    sensor: str
+    requests: list[dg.RunRequest]
+    skip_reason: str | None
+    cursor: str | None
+    runs: list[BatchRun] = field(default_factory=list)
+
+
+def tick_sensor(dagster_home: Path, name: str, cursor: str | None) -> SensorTick:
+    """Evaluate the sensor ``name`` of ``assets.definitions`` once on the instance, as the daemon
+    does (``SensorDefinition.evaluate_tick`` with the stored cursor), and run every run it
+    requests as a run of its job, tagged like a daemon-launched run (``dagster/sensor_name``,
+    ``dagster/run_key``) plus the request's own tags."""
+    from assets.definitions import defs
+
+    sensor = defs.resolve_sensor_def(name)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        context = dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            sensor_name=name,
+            resources=RESOURCES,
+            definitions=defs,
+        )
+        data = sensor.evaluate_tick(context)
+        requests = list(data.run_requests or [])
+        runs = []
+        for request in requests:
+            job = request.job_name or sensor.job_name
+            assert job is not None, f"sensor {name} requested a run without a job"
+            tags = {**request.tags, "dagster/sensor_name": name}
+            if request.run_key:
+                tags["dagster/run_key"] = request.run_key
+            runs.append(
+                run_job(
+                    instance,
+                    job,
+                    request.asset_selection,
+                    partition_key=request.partition_key,
+                    tags=tags,
+                )
+            )
+    return SensorTick(
+        sensor=name,
+        requests=requests,
+        skip_reason=data.skip_message,
+        cursor=data.cursor if data.cursor is not None else cursor,
+        runs=runs,
+    )

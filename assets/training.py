@@ -130,10 +130,37 @@ def _evaluation_metadata(judgement: promote.Judgement) -> dict[str, Any]:
         value = evaluation["models"].get(role, {}).get("overall", {}).get(metric)
         if value is not None:
             metadata[f"{role}_{metric}"] = number(value)
+    if judgement.shadow is not None:
+        metadata["shadow"] = shadow_table(judgement.shadow)
     for name, path in judgement.plots.items():
         if path.exists():
             metadata[PLOT_ENTRIES.get(name, f"plot_{Path(name).stem}")] = png_markdown(path)
     return metadata
+
+
+#: The shadow comparison's figures as shown in the UI, in order.
+SHADOW_ROWS = {
+    "batch_id": "batch",
+    "rows": "rows",
+    "score_psi": "score PSI (challenger vs champion)",
+    "decision_agreement": "decision agreement",
+    "mean_score_delta": "mean score delta (challenger - champion)",
+    "challenger_decision_rate": "challenger decision rate",
+    "champion_decision_rate": "champion decision rate",
+}
+
+
+def shadow_table(shadow: dict[str, Any]) -> dg.MetadataValue:
+    """The challenger shadow-scored beside the champion on the newest batch (evidence only: the
+    gate does not read it)."""
+    return table(
+        ["shadow on the newest batch", "value"],
+        [
+            (label, value)
+            for key, label in SHADOW_ROWS.items()
+            if (value := shadow.get(key)) is not None
+        ],
+    )
 
 
 def gate_checks_table(decision: GateDecision) -> dg.MetadataValue:
@@ -179,6 +206,11 @@ def evaluation(scoreloop: ScoreloopResource) -> dg.MaterializeResult:  # type: i
                     "champion_value": number(decision.champion_value, "no champion"),
                     "champion_version": decision.champion_version or "",
                     "checks": gate_checks_table(decision),
+                    **(
+                        {"shadow": shadow_table(judgement.shadow)}
+                        if judgement.shadow is not None
+                        else {}
+                    ),
                 },
             )
         ],

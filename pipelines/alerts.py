@@ -332,8 +332,16 @@ class FailedCheck:
 REFUSAL_CHECKS = frozenset({"gate"})
 
 
+#: ERROR checks that refuse a batch: the ingest-alert sensor already alerts the refusal from the
+#: ingest log (``batch_refused``), so a refused batch is alerted once, not again as a check.
+INGEST_REFUSAL_CHECKS = frozenset({"reject_rate_within_limit", "labels_reject_rate_within_limit"})
+
+
 def alerts_on(failed: FailedCheck) -> bool:
-    """ERROR failures always alert; WARN failures only for :data:`REFUSAL_CHECKS`."""
+    """ERROR failures alert (except :data:`INGEST_REFUSAL_CHECKS`, alerted as ``batch_refused``);
+    WARN failures only for :data:`REFUSAL_CHECKS`."""
+    if failed.check in INGEST_REFUSAL_CHECKS:
+        return False
     return failed.severity.upper() == "ERROR" or failed.check in REFUSAL_CHECKS
 
 

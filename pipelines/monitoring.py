@@ -50,6 +50,19 @@ class MonitoringParams(BaseModel):
     max_batches_since_training: int = Field(
         12, ge=1, description="Retrain when the champion's newest training batch is this old."
     )
+    retrain_min_labelled_batches: int = Field(
+        6,
+        ge=0,
+        description="The staleness sensor requests retraining only once this many labelled "
+        "batches are newer than the champion's training data: a challenger needs labelled data "
+        "of the new regime for its holdout (2), validation (1) and a few training batches (3).",
+    )
+    retrain_cooldown_batches: int = Field(
+        6,
+        ge=0,
+        description="After a retraining request, the staleness sensor requests none until this "
+        "many newer batches are accepted (one retrain per drift episode).",
+    )
     min_labelled_rows: int = Field(
         100, ge=1, description="Performance of a batch with fewer labelled rows is not judged."
     )

@@ -6,7 +6,9 @@ bodies are in :mod:`pipelines.stages`), commits ``dvc.lock``, pushes the outputs
 typed result. The Dagster assets, ``scoreloop train`` and the demo call these functions.
 
 The gate (:func:`pipelines.gate.decide`) is applied once per run, by :func:`judge`, and recorded
-in ``gate.json``; :func:`promote` concludes that recorded decision (registers the challenger,
+in ``gate.json`` with the shadow comparison (:mod:`pipelines.shadow`: the challenger scoring the
+newest batch beside the champion, reported evidence that does not change the decision);
+:func:`promote` concludes that recorded decision (registers the challenger,
 logs the decision in ``decisions/``, assigns ``prod`` if it passed) and never decides again. A
 refused challenger's run ends at :func:`judge`, so judge concludes a refusal itself. Each
 judgement is concluded once: promoting again returns the logged conclusion.
@@ -68,6 +70,7 @@ from pipelines.registry import (
     version_commit,
 )
 from pipelines.settings import Settings
+from pipelines.shadow import shadow_newest_batch
 from pipelines.spec import load_spec
 from pipelines.stages import STAGE_BODIES, STAGE_CODE
 from pipelines.training_set import (
@@ -152,6 +155,9 @@ class Judgement:
     decision: GateDecision
     #: A refused challenger's conclusion (registered, refusal logged); None when it passed.
     refusal: Promotion | None
+    #: The challenger shadow-scored beside the champion on the newest batch
+    #: (:class:`pipelines.shadow.ShadowComparison` as a dict); None without a champion.
+    shadow: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +242,8 @@ def _judge(settings: Settings) -> Judgement:
     evaluation = json.loads((repo / EVALUATION_FILE).read_text())
     decision = decide(evaluation, GateParams.from_params(load_params(repo / PARAMS_FILE)))
     version = str(read_json(repo, RUN_FILE)["version"])
-    gate = _RecordedGate(version, last_commit_of(repo, "dvc.lock"), decision, None)
+    shadow = _shadow(settings, repo, version, found)
+    gate = _RecordedGate(version, last_commit_of(repo, "dvc.lock"), decision, None, shadow)
     gate.save(repo)
     refusal = None if decision.promote else _conclude(settings, gate)
     return Judgement(
@@ -246,7 +253,23 @@ def _judge(settings: Settings) -> Judgement:
         plots={name: repo / EVALUATION_DIR / "plots" / name for name in PLOT_FILES},
         decision=decision,
         refusal=refusal,
+        shadow=shadow,
     )
+
+
+def _shadow(
+    settings: Settings, repo: Path, version: str, champion: tuple[str, str] | None
+) -> dict[str, Any] | None:
+    """The challenger shadow-scored beside the champion on the newest accepted batch
+    (:mod:`pipelines.shadow`): evidence recorded with the decision, not a gate rule."""
+    if champion is None:
+        return None
+    spec = load_spec(settings.spec_path)
+    current = load_bundle(fetch_version(settings, champion[0], commit=champion[1]))
+    found = shadow_newest_batch(
+        settings, spec, load_bundle(repo / MODEL_PATH), current, challenger_version=version
+    )
+    return None if found is None else found.to_dict()
 
 
 @dataclass(frozen=True)
@@ -257,6 +280,8 @@ class _RecordedGate:
     commit: str
     decision: GateDecision
     logged: Path | None
+    #: The shadow comparison on the newest batch (None without a champion).
+    shadow: dict[str, Any] | None = None
 
     def save(self, repo: Path) -> None:
         write_json(
@@ -267,6 +292,7 @@ class _RecordedGate:
                 "commit": self.commit,
                 "decision": self.decision.to_dict(),
                 "logged": None if self.logged is None else str(self.logged),
+                "shadow": self.shadow,
             },
         )
 
@@ -287,6 +313,7 @@ class _RecordedGate:
             commit=str(data["commit"]),
             decision=GateDecision.from_dict(data["decision"]),
             logged=Path(logged) if logged else None,
+            shadow=data.get("shadow"),
         )
 
 
@@ -318,14 +345,18 @@ def _conclude(settings: Settings, gate: _RecordedGate) -> Promotion:
         champion = assign_champion(
             settings, registration.version, message="; ".join(gate.decision.reasons)[:500]
         )
-    record = _decision_record(registration, gate.decision)
+    record = _decision_record(registration, gate.decision, shadow=gate.shadow)
     path = record_decision(settings, record)
-    _RecordedGate(gate.version, gate.commit, gate.decision, path).save(repo)
+    _RecordedGate(gate.version, gate.commit, gate.decision, path, gate.shadow).save(repo)
     return Promotion(registration, gate.decision, path, champion, _card(repo, record))
 
 
 def _decision_record(
-    registration: Registration, decision: GateDecision, *, manual: bool = False
+    registration: Registration,
+    decision: GateDecision,
+    *,
+    manual: bool = False,
+    shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "action": "promote" if decision.promote else "gate",
@@ -333,6 +364,7 @@ def _decision_record(
         "commit": registration.commit,
         **({"manual": True} if manual else {}),
         **decision.to_dict(),
+        **({"shadow": shadow} if shadow is not None else {}),
     }
 
 

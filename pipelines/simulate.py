@@ -10,6 +10,11 @@ into ``batches_per_period`` equal chunks and the column is filled with the batch
 (id + target) of batch N land as ``labels_<N>`` files ``label_lag`` batches later; the last ones
 are flushed at the end.
 
+Faults (:data:`FAULTS`) spoil one batch's file, except ``drift``: from the batch it names on,
+every batch's rows (records and labels) drift (:func:`apply_drift`: a covariate shift by
+resampling plus a concept shift in one segment's labels), the way a population and its
+behaviour change over time.
+
 Every write is atomic (a ``.tmp-`` file, then ``os.replace``), so a sensor never sees half a file,
 and the same seed gives byte-identical files.
 """
@@ -50,7 +55,36 @@ FAULTS: tuple[str, ...] = (
     "wrong_id_type",  # ids like "abc" and 3.5 in an integer id (CSV)
     "not_parquet",  # a .parquet file that holds text
     "bad_encoding",  # CSV with invalid UTF-8 bytes
+    "drift",  # from this batch on: covariate shift + concept shift (see apply_drift)
 )
+
+#: Faults that change the rows of a batch and of every later one (records and labels alike),
+#: rather than one file.
+STREAM_FAULTS: frozenset[str] = frozenset({"drift"})
+
+
+@dataclass(frozen=True)
+class DriftShape:
+    """How hard the ``drift`` fault pushes (see :func:`apply_drift`).
+
+    Covariate shift, by resampling rows (so P(target | features) of those rows is unchanged):
+    a row is kept with probability ``keep_floor + (1 - keep_floor) * rank`` of its value of the
+    first numeric feature (rank in [0, 1] within the batch: an older population for the ACS
+    data), and rows holding the most frequent value of the first (and of the third) categorical
+    feature are kept ``mode_keep`` times as often (those categories' shares fall, the modes being
+    the batch's). Concept shift: in the segment holding the first allowed value of the second
+    categorical feature (stable from batch to batch), ``flip_share`` of the positive labels
+    become negative (that segment's outcome rate falls, so the relation between that feature and
+    the target changes). For the ACS data, the most common levels of SCHL (education) and RELP
+    (relationship) thin out, and the married (MAR 1) lose employment.
+    """
+
+    keep_floor: float = 0.4
+    mode_keep: float = 0.4
+    flip_share: float = 0.5
+
+
+DRIFT = DriftShape()
 
 #: Share of a batch's rows touched by a row-level fault (at least one row).
 FAULT_ROW_SHARE: dict[str, float] = {
@@ -458,12 +492,70 @@ def _inject(
     return df, fmt
 
 
+def _drift_columns(spec: DatasetSpec) -> tuple[str, list[str], str]:
+    """The numeric feature, the categoricals whose mix shifts, the categorical of the concept
+    shift's segment: the first numeric feature; the first and third categorical features with an
+    allowed set (mix), the second (segment)."""
+
+    def is_numeric(name: str) -> bool:
+        column = spec.feature(name)
+        return column.dtype in ("int", "float") and not column.categorical
+
+    numeric = _columns(spec, is_numeric)
+    categorical = _columns(spec, lambda n: spec.feature(n).allowed is not None)
+    if not numeric or len(categorical) < 3:
+        raise SimulationError(
+            f"fault 'drift' needs a numeric feature and three categorical features with an "
+            f"allowed set; spec {spec.name!r} has {len(numeric)} and {len(categorical)}"
+        )
+    return numeric[0], [categorical[0], categorical[2]], categorical[1]
+
+
+def _mode(values: pl.Series) -> object:
+    counts = values.value_counts(sort=True)
+    top = counts.filter(pl.col("count") == counts["count"].max())
+    return sorted(top[values.name].to_list(), key=str)[0]
+
+
+def apply_drift(
+    rows: pl.DataFrame, spec: DatasetSpec, rng: np.random.Generator, shape: DriftShape = DRIFT
+) -> pl.DataFrame:
+    """One batch's rows (id, features, target) after the ``drift`` fault (see :class:`DriftShape`).
+
+    Deterministic given ``rng``; the batch keeps its ids (a subset), so its labels file carries
+    the shifted target of the same rows.
+    """
+    numeric, mixed, segment = _drift_columns(spec)
+    if rows.is_empty():
+        return rows
+    rank = rows[numeric].cast(pl.Float64).rank("average").to_numpy() / rows.height
+    keep = shape.keep_floor + (1.0 - shape.keep_floor) * rank
+    for column in mixed:
+        is_mode = (rows[column] == _mode(rows[column])).to_numpy()
+        keep = np.where(is_mode, keep * shape.mode_keep, keep)
+    rows = rows.filter(pl.Series(rng.random(rows.height) < keep))
+    target = spec.target.name
+    dtype = rows.schema[target]
+    allowed = spec.feature(segment).allowed
+    assert allowed, "the segment column has an allowed set (_drift_columns)"
+    in_segment = (rows[segment].cast(pl.String) == str(allowed[0])).to_numpy()
+    positive = rows.select(pl.col(target) == pl.lit(spec.positive_label).cast(dtype))
+    positive_rows = positive.to_series().to_numpy()
+    flip = in_segment & positive_rows & (rng.random(rows.height) < shape.flip_share)
+    return rows.with_columns(
+        pl.when(pl.Series(flip))
+        .then(pl.lit(spec.negative_label).cast(dtype))
+        .otherwise(pl.col(target))
+        .alias(target)
+    )
+
+
 def _file_bytes(
     fault_names: Sequence[str], df: pl.DataFrame, spec: DatasetSpec, rng: np.random.Generator
 ) -> tuple[bytes, str]:
     fmt = "parquet"
     for fault in fault_names:
-        if fault in ("empty_file", "truncated_file", "not_parquet", "bad_encoding"):
+        if fault in ("empty_file", "truncated_file", "not_parquet", "bad_encoding", *STREAM_FAULTS):
             continue
         df, wanted = _inject(fault, df, spec, rng)
         if wanted == "csv":
@@ -505,7 +597,9 @@ def simulate(
         seed: drives the within-period order and the fault rows; same seed, same bytes.
         batches_per_period: batches cut from each distinct time value (or chunks without one).
         label_lag: labels of batch N land right after batch N + label_lag.
-        faults: batch id -> fault names from :data:`FAULTS`, applied to that batch's records file.
+        faults: batch id -> fault names from :data:`FAULTS`, applied to that batch's records file;
+            ``drift`` applies to that batch and every later one, records and labels
+            (:func:`apply_drift`), and is listed under each of them in the result.
         limit: land only the first N batches (and their labels).
         on_file: called with each landed file (progress reporting).
     """
@@ -535,8 +629,17 @@ def simulate(
         if on_file is not None:
             on_file(path)
 
+    drift_from = next(
+        (n for n, (batch_id, _) in enumerate(planned) if "drift" in wanted.get(batch_id, [])),
+        None,
+    )
     batches: list[_Batch] = []
     for number, (batch_id, rows) in enumerate(planned):
+        if drift_from is not None and number >= drift_from:
+            rows = apply_drift(rows, spec, np.random.default_rng([seed, 2_000_003, number]))
+            listed = result.faults.setdefault(batch_id, [])
+            if "drift" not in listed:
+                listed.append("drift")
         records = rows.select(spec.record_columns)
         labels = rows.select(spec.id.name, spec.target.name)
         batches.append(_Batch(batch_id, records, labels))

@@ -7,6 +7,8 @@ it the tables as they are now. The sensor only delivers what it returns."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -184,12 +186,53 @@ def staleness(
 
 
 @dataclass(frozen=True)
+class TriggerCursor:
+    """The staleness sensor's cursor (stored as JSON): its last request's run key and the newest
+    accepted batch when it made it (the start of the cooldown)."""
+
+    last_run_key: str | None = None
+    last_request_batch: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> TriggerCursor:
+        """The cursor a sensor stored (None or empty: nothing requested yet). A plain run key
+        (what the sensor stored before the cursor was JSON) is read as the last run key."""
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return cls(last_run_key=text)
+        if not isinstance(data, dict):
+            return cls(last_run_key=text)
+        return cls(data.get("last_run_key"), data.get("last_request_batch"))
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class TriggerRules:
+    """When a stale champion may be retrained (``monitoring`` in params.yaml)."""
+
+    #: Labelled batches newer than the champion's training data needed before a request.
+    min_labelled_batches: int = 0
+    #: Accepted batches after a request before the next one may be made.
+    cooldown_batches: int = 0
+
+    @classmethod
+    def from_params(cls, params: MonitoringParams) -> TriggerRules:
+        return cls(params.retrain_min_labelled_batches, params.retrain_cooldown_batches)
+
+
+@dataclass(frozen=True)
 class RetrainingRequest:
-    """Request one retraining run: its run key (also the cursor to store), tags and alert."""
+    """Request one retraining run: its run key, tags, alert and the cursor to store."""
 
     run_key: str
     tags: dict[str, str]
     alert: Alert
+    cursor: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,27 +243,55 @@ class NoRetraining:
 
 
 def retraining_request(
-    decision: StalenessDecision | None, newest_batch: str | None, last_run_key: str | None
+    decision: StalenessDecision | None,
+    newest_batch: str | None,
+    cursor: str | None,
+    *,
+    accepted: Sequence[str] = (),
+    labelled_since_training: int | None = None,
+    rules: TriggerRules = TriggerRules(),
 ) -> RetrainingRequest | NoRetraining:
     """Whether the staleness sensor requests retraining (pure: no IO).
 
-    One request per (champion version, newest accepted batch) judged stale: the run key
-    ``stale-<version>-<batch>`` is also the cursor, so an unchanged state neither re-requests nor
-    re-alerts on every tick; a new batch (or a new champion) that is still stale asks again.
+    One request per drift episode: a stale champion is retrained once at least
+    ``rules.min_labelled_batches`` labelled batches are newer than its training data (before
+    that, a challenger would learn the old regime and be judged on it), and no second request
+    follows within ``rules.cooldown_batches`` accepted batches of the last one (the cursor
+    remembers where it was made), whatever the gate decides. The run key
+    ``stale-<version>-<batch>`` is never requested twice.
 
     Args:
         decision: :func:`staleness` now (None without a champion).
         newest_batch: the newest accepted batch id, None if there is none.
-        last_run_key: the run key of the previous request (the sensor's cursor).
+        cursor: the sensor's cursor (:class:`TriggerCursor` as JSON; None at first).
+        accepted: the accepted batch ids (for the cooldown count).
+        labelled_since_training: labelled batches newer than the champion's training batches
+            (None: unknown, not enforced).
+        rules: the minimum labelled batches and the cooldown.
     """
     if decision is None:
         return NoRetraining("no champion model promoted yet")
     version = str(decision.details["champion_version"])
     if not decision.stale:
         return NoRetraining(f"champion {version} is not stale")
+    state = TriggerCursor.parse(cursor)
     run_key = f"stale-{version}-{newest_batch or 'none'}"
-    if run_key == last_run_key:
+    if run_key == state.last_run_key:
         return NoRetraining(f"retraining already requested for {run_key}")
+    last = state.last_request_batch
+    if last is not None and rules.cooldown_batches:
+        since = sum(1 for b in accepted if b > last)
+        if since < rules.cooldown_batches:
+            return NoRetraining(
+                f"cooldown: retraining was requested at batch {last}, {since} of "
+                f"{rules.cooldown_batches} batches ago"
+            )
+    if labelled_since_training is not None and labelled_since_training < rules.min_labelled_batches:
+        return NoRetraining(
+            f"champion {version} is stale, waiting for labelled batches: "
+            f"{labelled_since_training} of {rules.min_labelled_batches} newer than its "
+            "training data"
+        )
     return RetrainingRequest(
         run_key=run_key,
         tags={
@@ -229,14 +300,26 @@ def retraining_request(
             REASONS_TAG: "; ".join(decision.reasons)[:MAX_TAG],
         },
         alert=stale_alert(version, decision.reasons, run_requested=True),
+        cursor=TriggerCursor(run_key, newest_batch).dumps(),
     )
 
 
 def staleness_trigger(
-    settings: Settings | None = None, last_run_key: str | None = None
+    settings: Settings | None = None, cursor: str | None = None
 ) -> RetrainingRequest | NoRetraining:
-    """:func:`retraining_request` on the tables and the registry as they are now."""
+    """:func:`retraining_request` on the tables, the registry and params as they are now."""
     settings = settings or get_settings()
-    decision = staleness(settings)
+    champion = current_champion(settings)
+    decision = staleness(settings, champion)
     batches = accepted_batches(settings.tables, "records")
-    return retraining_request(decision, batches[-1] if batches else None, last_run_key)
+    labelled = accepted_batches(settings.tables, "labels")
+    return retraining_request(
+        decision,
+        batches[-1] if batches else None,
+        cursor,
+        accepted=batches,
+        labelled_since_training=(
+            batches_since_training(champion.metadata, labelled) if champion else None
+        ),
+        rules=TriggerRules.from_params(monitoring_params(settings)),
+    )

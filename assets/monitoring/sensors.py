@@ -10,8 +10,10 @@ and only delivers it:
   run) become alerts via ``pipelines.alerts.pending_check_alerts``; cursor: the highest
   evaluation id alerted, so each evaluation is alerted once, including those recorded before
   the sensor first ran;
-- ``staleness_sensor``: ``pipelines.staleness.staleness_trigger`` says whether the champion is
-  stale and a ``retraining`` run is due (one per champion and newest batch), with its tags.
+- ``staleness_sensor`` (on by default): ``pipelines.staleness.staleness_trigger`` says whether
+  the champion is stale and a ``retraining`` run is due (one per drift episode: enough labelled
+  batches since the champion's training, a cooldown after each request; JSON cursor), with its
+  tags. Every run it requests goes through the gate like any other.
 """
 
 import dagster as dg
@@ -154,13 +156,14 @@ def asset_check_alert_sensor(
 @dg.sensor(
     job_name=RETRAINING_JOB,
     minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="When the champion is stale (drift, performance drop, age), request retraining.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When the champion is stale (drift, performance drop, age), request retraining: "
+    "once enough labelled batches of the new data exist, then not again within the cooldown.",
 )
 def staleness_sensor(
     context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """Request one ``retraining`` run per (champion, newest batch) state judged stale."""
+    """Request one ``retraining`` run per drift episode of a stale champion."""
     settings = scoreloop.settings()
     trigger = staleness_trigger(settings, context.cursor)
     if isinstance(trigger, NoRetraining):
@@ -170,5 +173,5 @@ def staleness_sensor(
         run_requests=[
             dg.RunRequest(run_key=trigger.run_key, job_name=RETRAINING_JOB, tags=trigger.tags)
         ],
-        cursor=trigger.run_key,
+        cursor=trigger.cursor,
     )

@@ -101,11 +101,15 @@ def ui_command(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 3000,
 ) -> None:
-    """Open the Dagster UI (``dagster dev``) on the demo's persistent instance."""
+    """Open the Dagster UI (``dagster dev``) on the demo's persistent instance. Its own output
+    (webserver, daemon and code server logs, Dagster's warnings) goes to a log file under the
+    instance folder, whose path is printed; the terminal only shows where to look."""
     from scoreloop.demo import ensure_dagster_home
 
     settings = get_settings()
     home = ensure_dagster_home(settings.dagster, settings.dagster_pg_url)
+    # not <DAGSTER_HOME>/logs: Dagster's telemetry moves that folder's files away and deletes them
+    log = home / "ui-logs" / "dagster-dev.log"
     dagster = Path(sys.executable).with_name("dagster")
     executable = str(dagster) if dagster.exists() else shutil.which("dagster")
     if executable is None:
@@ -115,4 +119,16 @@ def ui_command(
     # Ctrl-C and SIGTERM (STACK.md trap 6): hand it the default handler.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     argv = [executable, "dev", "-m", "assets.definitions", "-h", host, "-p", str(port)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    console.print(f"Dagster UI: http://{host}:{port} (instance {home}); Ctrl-C stops it")
+    console.print(f"its log (webserver, daemon, code server, warnings): {log}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # `dagster dev` logs every daemon tick at INFO and warns that `dg dev` supersedes it: all of
+    # that goes to the log file, the terminal stays quiet.
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
     os.execve(executable, argv, env)

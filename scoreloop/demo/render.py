@@ -6,6 +6,10 @@ Data in, rich renderables out; the steps (:mod:`scoreloop.demo.steps`) decide wh
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +25,7 @@ from pipelines.tables import read_table, table_uri
 from pipelines.validate import QUARANTINE_SCHEMA
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from assets.runner import BatchRun
     from pipelines.snapshot import SnapshotManifest
@@ -40,6 +44,36 @@ def progress(console: Console) -> Progress:
         TextColumn("{task.fields[note]}"),
         console=console,
     )
+
+
+#: Seconds between heartbeat lines of a long step when the output is not a terminal.
+HEARTBEAT_SECONDS = 15.0
+
+
+@contextmanager
+def working(console: Console, message: str, *, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """A spinner on a terminal; otherwise (a log, CI, a pipe) the message once and a heartbeat
+    line every ``every`` seconds (``still training ... 45 s``), so a long step is never silent."""
+    if console.is_terminal:
+        with console.status(message):
+            yield
+        return
+    console.print(message)
+    started = time.perf_counter()
+    done = threading.Event()
+    what = message.rstrip(". ")
+
+    def beat() -> None:
+        while not done.wait(every):
+            console.print(f"  still {what} ... {time.perf_counter() - started:.0f} s")
+
+    thread = threading.Thread(target=beat, name="demo-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def ingest_summary(table_root: str, runs: int) -> RenderableType:
@@ -125,6 +159,15 @@ def retraining_summary(settings: Settings, run: BatchRun) -> tuple[RenderableTyp
         f"champion {decision.get('champion_value')})",
         *(f"  - {reason}" for reason in decision.get("reasons", [])),
     ]
+    shadow = decision.get("shadow")
+    if shadow:
+        lines.append(
+            f"shadow on the newest batch {shadow['batch_id']} ({shadow['rows']:,} rows, evidence "
+            f"only, not a gate rule): score PSI {shadow['score_psi']:.4f} challenger vs "
+            f"champion, decision agreement {shadow['decision_agreement']:.1%}, mean score delta "
+            f"{shadow['mean_score_delta']:+.4f} (decision rate "
+            f"{shadow['challenger_decision_rate']:.1%} vs {shadow['champion_decision_rate']:.1%})"
+        )
     errors = [e for e in run.errors if "gate" not in e]
     if not run.success and errors:
         lines.append("[red]errors:[/red] " + "; ".join(errors))
@@ -136,6 +179,14 @@ def retraining_summary(settings: Settings, run: BatchRun) -> tuple[RenderableTyp
         f"champion {_fmt(decision.get('champion_value'))})",
     }
     return Group(*lines), outcome
+
+
+def tags_text(tags: Mapping[str, str], width: int = 60) -> str:
+    """Run tags as ``key=value`` (each value cut at ``width`` characters)."""
+    return ", ".join(
+        f"{key}={value if len(value) <= width else value[:width] + '...'}"
+        for key, value in sorted(tags.items())
+    )
 
 
 def format_reasons(reasons: list[dict[str, Any]]) -> str:

@@ -5,7 +5,10 @@ process) and returns its summary block (:mod:`scoreloop.demo.render`).
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +18,20 @@ import polars as pl
 import typer
 import yaml
 from rich.console import Console, Group, RenderableType
+from rich.table import Table
 
 from assets import runner
 from pipelines.alerts import alerts_path
-from pipelines.ingest import VALIDATED, accepted_batches
+from pipelines.ingest import VALIDATED, accepted_batches, parse_landing_name
 from pipelines.params import Params
 from pipelines.settings import BUNDLED_SPEC, Settings
-from pipelines.simulate import SimulationResult, simulate
+from pipelines.simulate import (
+    TMP_PREFIX,
+    SimulationResult,
+    load_source,
+    plan_batches,
+    simulate,
+)
 from pipelines.snapshot import SnapshotManifest, read_current
 from pipelines.spec import DatasetSpec
 from pipelines.tables import scan_table, table_uri
@@ -32,12 +42,37 @@ from scoreloop.serve_process import ServiceProcess, ServiceStartError
 #: Faults the demo injects (batch id -> simulator faults), early enough to show with ``--limit 8``:
 #: a batch with a few bad rows (accepted, quarantine non-empty), a batch refused as a whole by the
 #: blocking reject-rate check, and a file that cannot be read (its run fails, nothing else does).
+#: :func:`fault_plan` adds ``drift`` at the first batch of the live step.
 DEMO_FAULTS: dict[str, list[str]] = {
     "2015-03": ["corrupt_rows", "nulls"],
     "2015-05": ["wrong_types"],
     "2015-07": ["truncated_file"],
 }
 SOURCE = BUNDLED_SPEC.parent / "employment_MA.parquet"
+#: The newest batches of a run land one by one in the live step, drifting from the first of them
+#: (with the default monitoring knobs: drift seen at once, retraining requested at the eighth,
+#: once 6 labelled batches of the drifted data exist, labels landing 2 batches late).
+LIVE_BATCHES = 8
+#: Tag of every run the demo itself launches for a step (the live step's retraining run carries
+#: the staleness sensor's tags instead).
+STEP_TAG = "scoreloop/demo_step"
+
+
+def live_batches(batches: Sequence[str], first_period: int) -> list[str]:
+    """The batches the live step lands: the newest :data:`LIVE_BATCHES`, when a whole first
+    period (the first champion's data) comes before them; none otherwise."""
+    if len(batches) < first_period + LIVE_BATCHES:
+        return []
+    return list(batches[-LIVE_BATCHES:])
+
+
+def fault_plan(batches: Sequence[str], live: Sequence[str]) -> dict[str, list[str]]:
+    """The demo's faults for the batches it lands: :data:`DEMO_FAULTS` and ``drift`` from the
+    first live batch on."""
+    plan = {b: list(f) for b, f in DEMO_FAULTS.items() if b in batches}
+    if live:
+        plan.setdefault(live[0], []).append("drift")
+    return plan
 
 
 @dataclass
@@ -74,28 +109,77 @@ def _stop(ctx: DemoContext, message: str, run: runner.BatchRun | None = None) ->
 
 
 def simulate_step(ctx: DemoContext) -> RenderableType:
-    """Land the bundled data as monthly batch and label files, with a few faults."""
+    """Simulate the stream of monthly batch and label files (with a few faults and, for the live
+    step, drift), and land all but its newest batches (those land one by one in the live step)."""
     knobs = ctx.params.simulate
+    ids = [
+        batch_id
+        for batch_id, _ in plan_batches(
+            load_source(ctx.spec, SOURCE),
+            ctx.spec,
+            seed=knobs.seed,
+            batches_per_period=knobs.batches_per_period,
+        )
+    ][: ctx.limit]
+    live = live_batches(ids, knobs.batches_per_period)
+    faults = fault_plan(ids, live)
+    stream_dir = ctx.settings.state_root / "demo" / "stream"
     with render.progress(ctx.console) as progress:
-        task = progress.add_task("landing files", total=None, note="")
-        ctx.simulation = simulate(
+        task = progress.add_task("simulating the stream", total=None, note="")
+        stream = simulate(
             ctx.spec,
             SOURCE,
-            ctx.settings.landing,
+            stream_dir,
             seed=knobs.seed,
             batches_per_period=knobs.batches_per_period,
             label_lag=knobs.label_lag,
-            faults=DEMO_FAULTS,
+            faults=faults,
             limit=ctx.limit,
             on_file=lambda path: progress.update(task, advance=1, note=path.name),
         )
-    sim = ctx.simulation
-    ctx.headlines["simulate"] = f"{len(sim.batches)} batches + labels landed"
-    return (
-        f"landed {len(sim.batches)} batches ({sim.batches[0]} .. {sim.batches[-1]}) and their "
-        f"labels in {ctx.settings.landing}; faults: "
-        + ", ".join(f"{b}={'+'.join(f)}" for b, f in DEMO_FAULTS.items() if b in sim.batches)
+    initial = [b for b in stream.batches if b not in live]
+    files = [
+        land_file(path, ctx.settings.landing) for path in stream.files if batch_of(path) in initial
+    ]
+    ctx.results["stream"] = stream
+    ctx.results["live"] = live
+    ctx.simulation = SimulationResult(
+        batches=initial,
+        files=files,
+        rows={b: stream.rows[b] for b in initial},
+        faults={b: f for b, f in stream.faults.items() if b in initial},
     )
+    ctx.headlines["simulate"] = f"{len(initial)} batches + labels landed" + (
+        f", {len(live)} more streamed in the live step (drift from {live[0]})" if live else ""
+    )
+    lines = [
+        f"landed {len(initial)} batches ({initial[0]} .. {initial[-1]}) and their labels in "
+        f"{ctx.settings.landing}; faults: "
+        + ", ".join(f"{b}={'+'.join(f)}" for b, f in DEMO_FAULTS.items() if b in initial)
+    ]
+    if live:
+        lines.append(
+            f"held back for the live step: {live[0]} .. {live[-1]} ({len(live)} batches, simulated "
+            f"in {stream_dir}), with the `drift` fault from {live[0]} on (covariate shift + "
+            "concept shift, pipelines.simulate.apply_drift)"
+        )
+    return Group(*lines)
+
+
+def batch_of(path: Path) -> str | None:
+    """The batch id of a landing file name (``batch_<id>.<ext>`` or ``labels_<id>.parquet``)."""
+    parsed = parse_landing_name(path)
+    return parsed[1] if parsed else None
+
+
+def land_file(path: Path, landing: Path) -> Path:
+    """Copy a simulated file into the landing folder atomically (a sensor never sees half)."""
+    landing.mkdir(parents=True, exist_ok=True)
+    target = landing / path.name
+    tmp = landing / f"{TMP_PREFIX}{path.name}"
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, target)
+    return target
 
 
 def ingest_batches(
@@ -181,7 +265,7 @@ def champion_step(ctx: DemoContext) -> RenderableType:
 
     until = first_period_end(ctx)
     params_path = params_until(ctx.settings, until)
-    with ctx.console.status(f"training the first champion on batches up to {until} ..."):
+    with render.working(ctx.console, f"training the first champion on batches up to {until} ..."):
         run = runner.run_retraining(
             ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url),
             params_path=params_path,
@@ -238,7 +322,7 @@ def score_step(ctx: DemoContext) -> RenderableType:
     """Score every accepted batch with the champion and publish the serving snapshot."""
     before = read_current(ctx.settings.snapshots)
     home = ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url)
-    with ctx.console.status("scoring every accepted batch (with SHAP reasons) ..."):
+    with render.working(ctx.console, "scoring every accepted batch (with SHAP reasons) ..."):
         score_batches(home, accepted_batches(ctx.settings.tables, "records"), workers=ctx.workers)
         run = runner.publish_snapshot(home, tags={"scoreloop/demo_step": "score"})
     summary = published(ctx, run, before)
@@ -256,7 +340,14 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
 
     previous = resolve_champion(ctx.settings)
     home = ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url)
-    with ctx.console.status("training a challenger on the newest labelled batches ..."):
+    newer = labelled_since_champion(ctx.settings)
+    if previous is not None and newer == 0:
+        ctx.headlines["challenger"] = f"skipped: no labelled batch newer than {previous.version}"
+        return (
+            f"no labelled batch is newer than {previous.version}'s training data: a challenger "
+            "would learn from the same batches (the live step retrains when drift arrives)"
+        )
+    with render.working(ctx.console, "training a challenger on the newest labelled batches ..."):
         run = runner.run_retraining(home, tags={"scoreloop/demo_step": "challenger"})
     summary, outcome = render.retraining_summary(ctx.settings, run)
     champion = resolve_champion(ctx.settings)
@@ -268,23 +359,46 @@ def challenger_step(ctx: DemoContext) -> RenderableType:
             f"the champion stays {previous.version if previous else None}; the snapshot is "
             "unchanged",
         )
-    request = runner.rescore_request(home, previous.version if previous else None)
+    rescored, swap = rescore_population(ctx, home, previous.version if previous else None)
+    ctx.headlines["challenger"] = f"{outcome['headline']}; {swap}"
+    return Group(summary, rescored)
+
+
+def labelled_since_champion(settings: Settings) -> int | None:
+    """Accepted labelled batches newer than the champion's training data (None: no champion or
+    unknown)."""
+    from pipelines.monitoring import batches_since_training, current_champion
+
+    champion = current_champion(settings)
+    if champion is None:
+        return None
+    return batches_since_training(champion.metadata, accepted_batches(settings.tables, "labels"))
+
+
+def rescore_population(
+    ctx: DemoContext, home: Path, previous: str | None
+) -> tuple[RenderableType, str]:
+    """After a promotion: ``champion_rescore_sensor`` evaluated once and the scoring run it
+    requests (rescore every accepted batch, publish the snapshot); its summary and the swap."""
+    from pipelines.registry import resolve_champion
+
+    champion = resolve_champion(ctx.settings)
+    assert champion is not None, "rescore_population runs after a promotion"
+    request = runner.rescore_request(home, previous)
     if request is None:
-        raise typer.Exit(_stop(ctx, "the rescore sensor did not react to the promotion", run))
+        raise typer.Exit(_stop(ctx, "the rescore sensor did not react to the promotion"))
     before = read_current(ctx.settings.snapshots)
-    with ctx.console.status(f"rescoring the population with {champion.version} ..."):
+    with render.working(ctx.console, f"rescoring the population with {champion.version} ..."):
         rescore = runner.publish_snapshot(home, tags=dict(request.tags))
     rescored = published(ctx, rescore, before)
-    ctx.headlines["challenger"] = (
-        f"{outcome['headline']}; snapshot {before.model_version if before else None} -> "
-        f"{champion.version}"
-    )
-    return Group(
-        summary,
-        f"champion_rescore_sensor: champion {previous.version if previous else None} -> "
-        f"{champion.version}, requested a scoring run of serving_snapshot "
-        f"(run key {request.run_key})",
-        rescored,
+    swap = f"snapshot {before.model_version if before else None} -> {champion.version}"
+    return (
+        Group(
+            f"champion_rescore_sensor: champion {previous} -> {champion.version}, requested a "
+            f"scoring run of serving_snapshot (run key {request.run_key})",
+            rescored,
+        ),
+        swap,
     )
 
 
@@ -296,7 +410,7 @@ def monitor_step(ctx: DemoContext) -> RenderableType:
     from pipelines.staleness import staleness
 
     batches = accepted_batches(ctx.settings.tables, "records")[-3:]
-    with ctx.console.status(f"drift and performance of {', '.join(batches)} ..."):
+    with render.working(ctx.console, f"drift and performance of {', '.join(batches)} ..."):
         runs = runner.monitor_batches(
             ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url), batches
         )
@@ -323,6 +437,120 @@ def monitor_step(ctx: DemoContext) -> RenderableType:
         alerts_file=path,
         alerts=len(path.read_text().splitlines()) if path.exists() else 0,
     )
+
+
+STALENESS_SENSOR = "staleness_sensor"
+
+
+def live_files(stream: SimulationResult, batch_id: str) -> list[Path]:
+    """The stream's files that land with ``batch_id``: its records file, then the label files
+    due after it (``label_lag`` batches late), up to the next batch's records file."""
+    files = stream.files
+    start = next(i for i, p in enumerate(files) if p.name.startswith(f"batch_{batch_id}."))
+    out = [files[start]]
+    for path in files[start + 1 :]:
+        if path.name.startswith("batch_"):
+            break
+        out.append(path)
+    return out
+
+
+def live_step(ctx: DemoContext) -> RenderableType:
+    """The loop closing by itself: drifted batches land one by one; each is ingested, scored and
+    monitored, then the real ``staleness_sensor`` is ticked on the instance as the daemon would;
+    the retraining run it requests goes through the gate, a promotion is rescored by
+    ``champion_rescore_sensor`` and the snapshot swaps. No command typed."""
+    from pipelines.drift import read_drift
+    from pipelines.performance import read_performance
+    from pipelines.registry import resolve_champion
+
+    live: list[str] = ctx.results.get("live") or []
+    stream: SimulationResult | None = ctx.results.get("stream")
+    if not live or stream is None:
+        ctx.headlines["live"] = "skipped (too few batches)"
+        return (
+            f"skipped: the live step needs the first period plus {LIVE_BATCHES} batches "
+            "(use a larger --limit)"
+        )
+    home = ensure_dagster_home(ctx.settings.dagster, ctx.settings.dagster_pg_url)
+    table = Table(
+        "batch",
+        "landed",
+        "drifted features",
+        "realised AUC",
+        "staleness_sensor",
+        "seconds",
+        title="live: batches landing with the drift fault",
+    )
+    cursor: str | None = None
+    first_champion = resolve_champion(ctx.settings)
+    retrain: dict[str, Any] = {}
+    blocks: list[RenderableType] = []
+    for batch_id in live:
+        started = time.perf_counter()
+        landed = [land_file(p, ctx.settings.landing) for p in live_files(stream, batch_id)]
+        labelled = [b for p in landed if p.name.startswith("labels_") and (b := batch_of(p))]
+        plan = [(batch_id, True, False), *((b, False, True) for b in labelled)]
+        with render.working(ctx.console, f"{batch_id}: ingest, score, monitor ..."):
+            runs = runner.ingest_batches(home, plan)
+            champion = resolve_champion(ctx.settings)
+            if runs[0].success and not runs[0].failed_checks and champion is not None:
+                runner.score_batch(home, batch_id, tags={STEP_TAG: "live"})
+            runner.monitor_batches(home, [*labelled, batch_id])
+        with render.working(ctx.console, f"{batch_id}: ticking {STALENESS_SENSOR} ..."):
+            tick = runner.tick_sensor(home, STALENESS_SENSOR, cursor)
+        cursor = tick.cursor
+        version = champion.version if champion else ""
+        drift = read_drift(ctx.settings, batch_id).filter(
+            pl.col("model_version") == version, pl.col("drifted")
+        )
+        drifted = sorted(
+            set(drift["feature"].to_list()) - {"score", "__dataset__"},
+        )
+        perf = read_performance(ctx.settings).filter(
+            pl.col("model_version") == version, pl.col("batch_id").is_in(labelled)
+        )
+        auc = ", ".join(
+            f"{b} {a:.4f}" for b, a in perf.select("batch_id", "roc_auc").iter_rows() if a
+        )
+        if tick.runs:
+            outcome = f"[bold]requested retraining[/bold] (run key {tick.requests[0].run_key})"
+        else:
+            outcome = tick.skip_reason or "nothing requested"
+        table.add_row(
+            batch_id,
+            ", ".join(p.name for p in landed),
+            f"{len(drifted)}: {', '.join(drifted)}" if drifted else "none",
+            auc or "-",
+            outcome,
+            f"{time.perf_counter() - started:.1f}",
+        )
+        ctx.console.print(f"  {batch_id}: {len(drifted)} drifted features; {outcome}")
+        if tick.runs and not retrain:
+            run = tick.runs[0]
+            summary, result = render.retraining_summary(ctx.settings, run)
+            retrain = {**result, "batch": batch_id, "run_id": run.run_id}
+            blocks.append(
+                Group(
+                    f"{STALENESS_SENSOR} at {batch_id}: retraining run {run.run_id[:8]} of job "
+                    f"`retraining` (tags: {render.tags_text(tick.requests[0].tags)})",
+                    summary,
+                )
+            )
+            if result["promoted"]:
+                previous = first_champion.version if first_champion else None
+                rescored, swap = rescore_population(ctx, home, previous)
+                retrain["swap"] = swap
+                blocks.append(rescored)
+    ctx.results["live_retrain"] = retrain
+    if retrain:
+        ctx.headlines["live"] = (
+            f"drift from {live[0]}; {STALENESS_SENSOR} requested retraining at {retrain['batch']}: "
+            f"{retrain['headline']}" + (f"; {retrain['swap']}" if retrain.get("swap") else "")
+        )
+    else:
+        ctx.headlines["live"] = f"drift from {live[0]}; no retraining requested"
+    return Group(table, *blocks)
 
 
 def record_of(
@@ -365,7 +593,7 @@ def serve_step(ctx: DemoContext) -> RenderableType:
     entity = lookup["entity_id"]
     record = record_of(ctx.settings, ctx.spec, entity, lookup["batch_id"])
     try:
-        with ctx.console.status("starting the lookup service on 127.0.0.1"), service:
+        with render.working(ctx.console, "starting the lookup service on 127.0.0.1"), service:
             served = service.request("GET", f"/scores/{entity}")
             predicted = service.request("POST", "/predict", record)
     except ServiceStartError as exc:
@@ -397,5 +625,6 @@ STEPS: list[DemoStep] = [
         "challenger", "Challenger on the newest labelled batches vs champion", challenger_step
     ),
     DemoStep("monitor", "Drift, realised performance and staleness", monitor_step),
+    DemoStep("live", "Live: drift arrives, the loop retrains and redeploys itself", live_step),
     DemoStep("serve", "Serve: one lookup and one prediction over HTTP", serve_step),
 ]

@@ -249,23 +249,33 @@ def _check_sensor(instance: dg.DagsterInstance, cursor: str | None) -> dg.Sensor
 def test_failed_checks_alert_once_including_those_before_the_sensor_started(
     settings: Settings, land: Any, instance: dg.DagsterInstance
 ) -> None:
-    # recorded before the sensor ever ran: an accepted batch (passing check), a refused one
+    # recorded before the sensor ever ran: an accepted batch (passing check), a refused one,
+    # and an ERROR failure of another check (a failed drift check reported as ERROR)
     land("2015-01", rows=100)
     land("2015-02", rows=100, bad=40, start=100)
     for batch_id in ("2015-01", "2015-02"):
         assert _materialize(instance, batch_id, RECORD_ASSETS).success
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("drift"),
+            check_name="no_feature_drift",
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            partition="2015-02",
+            description="drift over the blocking threshold",
+        )
+    )
     first = _check_sensor(instance, None)
     assert first.skip_reason is None
+    # the refused batch's failed ERROR check is not alerted again here: the ingest-alert sensor
+    # alerts the refusal (batch_refused), so a refused batch alerts once
     [alert] = _alerts(settings)
     assert (alert["kind"], alert["severity"], alert["batch_id"]) == (
         "check_failed",
         "error",
         "2015-02",
     )
-    assert (
-        alert["title"]
-        == "check validated_batch:reject_rate_within_limit (partition 2015-02) failed"
-    )
+    assert alert["title"] == "check drift:no_feature_drift (partition 2015-02) failed"
     assert alert["details"]["check_severity"] == "ERROR"
 
     # nothing new: no second alert for the same evaluation
@@ -273,7 +283,7 @@ def test_failed_checks_alert_once_including_those_before_the_sensor_started(
     assert again.skip_reason is not None
     assert len(_alerts(settings)) == 1
 
-    # a new refusal, and a WARN failure of the promotion gate: one alert each
+    # a new refusal (not alerted here), and a WARN failure of the promotion gate: one alert
     land("2015-03", rows=100, bad=50, start=200)
     assert _materialize(instance, "2015-03", RECORD_ASSETS).success
     instance.report_runless_asset_event(
@@ -298,13 +308,12 @@ def test_failed_checks_alert_once_including_those_before_the_sensor_started(
     assert third.skip_reason is None
     new = _alerts(settings)[1:]
     assert [(a["kind"], a["severity"], a["batch_id"]) for a in new] == [
-        ("check_failed", "error", "2015-03"),
         ("check_refused", "info", None),
     ]
-    assert new[1]["message"] == "refused: auc below the floor"
+    assert new[0]["message"] == "refused: auc below the floor"
     assert int(third.cursor or 0) > int(first.cursor or 0)
     assert _check_sensor(instance, third.cursor).skip_reason is not None
-    assert len(_alerts(settings)) == 3
+    assert len(_alerts(settings)) == 2
 
 
 def test_staleness_sensor_requests_retraining_only_when_stale(
@@ -331,6 +340,13 @@ def test_staleness_sensor_requests_retraining_only_when_stale(
     params = tmp_path / "params.yaml"
     params.write_text("monitoring:\n  max_batches_since_training: 2\n")
     monkeypatch.setenv("SCORELOOP_PARAMS_PATH", str(params))
+    # stale, but no labelled batch newer than the champion to learn the new data from
+    waiting = _sensor(monitoring.staleness_sensor, instance)
+    assert isinstance(waiting, dg.SkipReason)
+    assert "waiting for labelled batches: 0 of 6" in (waiting.skip_message or "")
+    params.write_text(
+        "monitoring:\n  max_batches_since_training: 2\n  retrain_min_labelled_batches: 0\n"
+    )
     stale = _sensor(monitoring.staleness_sensor, instance)
     assert isinstance(stale, dg.SensorResult)
     [request] = stale.run_requests or []
@@ -344,6 +360,10 @@ def test_staleness_sensor_requests_retraining_only_when_stale(
     assert alert["kind"] == "stale"
     assert alert["message"].startswith("retraining requested: age: 3 batches")
 
+    assert json.loads(stale.cursor or "{}") == {
+        "last_run_key": "stale-v0.0.1-2015-04",
+        "last_request_batch": "2015-04",
+    }
     again = _sensor(monitoring.staleness_sensor, instance, stale.cursor)
     assert isinstance(again, dg.SkipReason)
     assert len(_alerts(settings)) == 1

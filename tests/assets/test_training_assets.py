@@ -9,6 +9,7 @@ then the manual paths (promote through the gate, force with a reason, rollback) 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -26,6 +27,11 @@ from scoreloop.cli import app
 
 pytestmark = pytest.mark.slow
 ASSETS = [training_set, challenger, evaluation, champion]
+
+
+def recorded_checks(settings: Settings) -> list[dict[str, Any]]:
+    """The gate's rules as the last decision record holds them."""
+    return list(decisions(settings)[-1]["checks"])
 
 
 def test_retraining_assets_gate_and_manual_promotion(
@@ -102,6 +108,14 @@ def test_retraining_assets_gate_and_manual_promotion(
         assert rows["version"]["champion"] == "v0.0.1" and rows["version"]["challenger"] == "v0.0.2"
         assert rows["roc_auc"]["delta vs champion"].startswith("-")  # the weak one is worse
         assert not second.asset_materializations_for_node("champion")
+        # shadow-scored beside the champion on the newest batch: reported, not a gate rule
+        shadow = {
+            r.data["shadow on the newest batch"]: r.data["value"]
+            for r in ev_second["shadow"].value.records
+        }
+        assert int(shadow["rows"]) > 0 and 0 <= float(shadow["decision agreement"]) <= 1
+        assert "shadow" in gate.metadata
+        assert "shadow" not in {c["name"] for c in recorded_checks(settings)}
         latest = instance.get_latest_materialization_event(dg.AssetKey("champion"))
         assert latest is not None and latest.run_id == first.run_id
         [observed] = [

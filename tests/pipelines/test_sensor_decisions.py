@@ -21,6 +21,8 @@ from pipelines.staleness import (
     NoRetraining,
     RetrainingRequest,
     StalenessDecision,
+    TriggerCursor,
+    TriggerRules,
     retraining_request,
 )
 
@@ -53,11 +55,62 @@ def test_a_stale_champion_is_retrained_once_per_newest_batch() -> None:
     assert first.alert.message.startswith("retraining requested: age: 13 batches")
     assert first.alert.details["reasons"] == stale.reasons  # the alert keeps every word
 
-    again = retraining_request(stale, "2016-01", first.run_key)
+    assert TriggerCursor.parse(first.cursor) == TriggerCursor("stale-v0.0.3-2016-01", "2016-01")
+
+    again = retraining_request(stale, "2016-01", first.cursor)
     assert again == NoRetraining("retraining already requested for stale-v0.0.3-2016-01")
-    later = retraining_request(stale, "2016-02", first.run_key)
+    # without a cooldown, a new batch that is still stale asks again
+    later = retraining_request(stale, "2016-02", first.cursor, accepted=["2016-01", "2016-02"])
     assert isinstance(later, RetrainingRequest) and later.run_key == "stale-v0.0.3-2016-02"
     assert isinstance(retraining_request(stale, None, None), RetrainingRequest)
+    # a cursor stored as a plain run key (before it was JSON) still dedups
+    assert isinstance(retraining_request(stale, "2016-01", first.run_key), NoRetraining)
+
+
+def test_one_retrain_per_drift_episode() -> None:
+    """A stale champion waits for labelled batches of the new data, is retrained once, and the
+    cooldown holds off a second request while the same episode goes on."""
+    stale = _decision(True, ["feature drift: 2 of the last 3 batches"])
+    rules = TriggerRules(min_labelled_batches=4, cooldown_batches=6)
+    months = [f"2016-{m:02d}" for m in range(1, 13)]
+    cursor: str | None = None
+    requested: list[str] = []
+    reasons: dict[str, str] = {}
+    for number, batch in enumerate(months, start=1):
+        # labels land two batches late: labelled batches newer than the champion's training
+        outcome = retraining_request(
+            stale,
+            batch,
+            cursor,
+            accepted=months[:number],
+            labelled_since_training=max(0, number - 2),
+            rules=rules,
+        )
+        if isinstance(outcome, RetrainingRequest):
+            requested.append(batch)
+            cursor = outcome.cursor
+        else:
+            reasons[batch] = outcome.reason
+    # 4 labelled batches at 2016-06; then nothing for 6 batches; 2016-12 is a new episode
+    assert requested == ["2016-06", "2016-12"]
+    assert reasons["2016-05"] == (
+        "champion v0.0.3 is stale, waiting for labelled batches: 3 of 4 newer than its training "
+        "data"
+    )
+    assert reasons["2016-07"] == (
+        "cooldown: retraining was requested at batch 2016-06, 1 of 6 batches ago"
+    )
+    assert reasons["2016-11"].endswith("5 of 6 batches ago")
+    # a fresh champion (just retrained) has too few labelled batches, even without a cursor
+    assert isinstance(
+        retraining_request(stale, "2017-01", None, labelled_since_training=1, rules=rules),
+        NoRetraining,
+    )
+    # unknown training batches: the minimum is not enforced
+    assert isinstance(
+        retraining_request(stale, "2017-01", None, labelled_since_training=None, rules=rules),
+        RetrainingRequest,
+    )
 
 
 def test_failed_run_alert_names_each_step_and_falls_back_to_the_run_message() -> None:
@@ -98,20 +151,22 @@ def test_ingest_alert_cursor_round_trips(
 
 def test_failed_checks_alert_once_in_id_order_and_only_error_or_gate() -> None:
     reject = FailedCheck(9, "validated_batch", "reject_rate_within_limit", "ERROR", "2015-02")
+    rows = FailedCheck(10, "scores", "row_count_matches", "ERROR", "2015-02")
     gate = FailedCheck(4, "evaluation", "gate", "WARN", description="refused: floor")
     drift = FailedCheck(12, "drift", "no_feature_drift", "WARN", "2015-02")
-    alerts, cursor = pending_check_alerts([reject, drift, gate], None)
+    alerts, cursor = pending_check_alerts([reject, rows, drift, gate], None)
+    # the refused batch is alerted once, by the ingest-alert sensor (batch_refused), not here
     assert [(a.kind, a.severity) for a in alerts] == [
         ("check_refused", "info"),
         ("check_failed", "error"),
     ]
     assert alerts[0].message == "refused: floor"
     assert alerts[1].batch_id == "2015-02"
+    assert alerts[1].title == "check scores:row_count_matches (partition 2015-02) failed"
     assert cursor == "12"  # the WARN drift check moves the cursor but does not alert
-    assert pending_check_alerts([reject, drift, gate], cursor) == ([], "12")
+    assert pending_check_alerts([reject, rows, drift, gate], cursor) == ([], "12")
     later = FailedCheck(13, "labels", "labels_reject_rate_within_limit", "ERROR", "2015-03")
-    again, cursor = pending_check_alerts([reject, later], "12")
-    assert [a.title for a in again] == [
-        "check labels:labels_reject_rate_within_limit (partition 2015-03) failed"
-    ]
-    assert cursor == "13"
+    newest = FailedCheck(14, "scores", "row_count_matches", "ERROR", "2015-03")
+    again, cursor = pending_check_alerts([reject, later, newest], "12")
+    assert [a.title for a in again] == ["check scores:row_count_matches (partition 2015-03) failed"]
+    assert cursor == "14"

@@ -190,3 +190,58 @@ def test_cli_simulate(state: Path) -> None:
     bad = runner.invoke(app, ["simulate", "--limit", "1", "--fault", "2015-01:gremlins"])
     assert bad.exit_code == 2
     assert "BATCH:FAULT" in bad.output
+
+
+def test_drift_shifts_covariates_and_concept_from_its_batch_on(
+    tmp_path: Path, acs_path: Path, spec: DatasetSpec
+) -> None:
+    simulate(spec, acs_path, tmp_path / "clean", limit=5)
+    drifted = simulate(spec, acs_path, tmp_path / "drift", limit=5, faults={"2015-03": ["drift"]})
+    simulate(spec, acs_path, tmp_path / "again", limit=4, faults={"2015-03": ["drift"]})
+    # listed under every batch it reaches; batches before it are untouched, byte for byte
+    assert drifted.faults == {b: ["drift"] for b in ("2015-03", "2015-04", "2015-05")}
+    for name in ("batch_2015-01.parquet", "batch_2015-02.parquet", "labels_2015-02.parquet"):
+        assert (tmp_path / "drift" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    # deterministic, whatever the limit
+    for name in ("batch_2015-03.parquet", "labels_2015-04.parquet"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "drift" / name).read_bytes()
+
+    for batch in ("2015-03", "2015-04", "2015-05"):
+        before = pl.read_parquet(tmp_path / "clean" / f"batch_{batch}.parquet").join(
+            pl.read_parquet(tmp_path / "clean" / f"labels_{batch}.parquet"), on="id"
+        )
+        after = pl.read_parquet(tmp_path / "drift" / f"batch_{batch}.parquet").join(
+            pl.read_parquet(tmp_path / "drift" / f"labels_{batch}.parquet"), on="id"
+        )
+        # the same people (a subset), with the same features: a resampled population
+        assert 0.3 * before.height < after.height < 0.8 * before.height
+        assert (
+            after.drop("employed")
+            .join(before.drop("employed"), on=after.columns[:-1][:1])["AGEP"]
+            .equals(after["AGEP"])
+        )
+        # covariate shift: older, fewer of the most common education level
+        assert after["AGEP"].mean() > before["AGEP"].mean() + 1.5  # type: ignore[operator]
+        mode = before["SCHL"].mode().sort()[0]
+        share = (after["SCHL"] == mode).mean()
+        assert share < 0.7 * (before["SCHL"] == mode).mean()  # type: ignore[operator]
+        # concept shift: half of the employed married (MAR 1, the first allowed value) become
+        # not employed
+        married = "1"
+        paired = after.join(before.select("id", pl.col("employed").alias("was")), on="id")
+        inside = paired.filter(pl.col("MAR") == married)
+        outside = paired.filter(pl.col("MAR") != married)
+        assert outside["employed"].equals(outside["was"])  # the relation holds elsewhere
+        flipped = inside.filter(pl.col("was") == 1)["employed"].eq(0).mean()
+        assert 0.4 < flipped < 0.6  # type: ignore[operator]
+        assert inside.filter(pl.col("was") == 0)["employed"].eq(0).all()
+
+
+def test_drift_needs_a_numeric_and_three_categorical_features(
+    tmp_path: Path, acs_path: Path, spec: DatasetSpec
+) -> None:
+    spec.features = [c for c in spec.features if c.name not in ("SCHL", "MAR", "RELP", "DIS")][:3]
+    with pytest.raises(
+        SimulationError, match="fault 'drift' needs a numeric feature and three categorical"
+    ):
+        simulate(spec, acs_path, tmp_path, limit=2, faults={"2015-02": ["drift"]})
