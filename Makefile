@@ -116,8 +116,8 @@ promtool:
 	else echo "promtool: not root and no promtool: tests/serving/test_prometheus_rules.py will skip"; fi
 
 # Chromium from Debian for the browser tests (tests/serving/test_docs_browser.py renders /docs,
-# tests/assets/test_control_room_browser.py the Dagster UI), driven headless through its own
-# command line (--dump-dom, --screenshot): no browser download. Root installs it; a non-root user
+# tests/assets/test_control_room_browser.py the Dagster UI), driven headless by the playwright
+# package through executable_path: no browser download. Root installs it; a non-root user
 # without it gets a note and those tests skip saying why (never on CI).
 chromium:
 	@if command -v chromium >/dev/null 2>&1; then :; \

@@ -65,6 +65,8 @@ SPEC_FILE = "spec.yaml"
 PARAMS_FILE = "params.yaml"
 TRAINING_SET = "data/training_set.parquet"
 EVALUATION_DIR = "evaluation"
+#: The custom ``dvc plots`` templates (Vega-Lite), in the project and in the deployment repo.
+PLOT_TEMPLATES = ".dvc/plots"
 GIT_USER = ("scoreloop", "scoreloop@localhost")
 #: Files of the deployment repo git never tracks: bytecode and the per-run gate decision (the
 #: permanent record of a decision is its file in decisions/).
@@ -258,7 +260,8 @@ def sync_inputs(
     leaves: Iterable[str] = (),
     source_root: Path = PROJECT_ROOT,
 ) -> Path:
-    """Copy the project's dvc.yaml, params.yaml, the dataset spec and each stage's code in.
+    """Copy the project's dvc.yaml (and its plots templates), params.yaml, the dataset spec and
+    each stage's code in.
 
     Args:
         settings: where the deployment repo, params and spec are.
@@ -279,6 +282,12 @@ def sync_inputs(
         raise DeploymentRepoError(f"params file not found: {settings.params_path}")
     shutil.copyfile(settings.params_path, repo / PARAMS_FILE)
     shutil.copyfile(settings.spec_path, repo / SPEC_FILE)
+    # dvc.yaml's plots name the project's Vega-Lite templates (``template: by_model``), which DVC
+    # looks up in the repo's own .dvc/plots/.
+    templates = repo / PLOT_TEMPLATES
+    templates.mkdir(parents=True, exist_ok=True)
+    for template in sorted((source_root / PLOT_TEMPLATES).glob("*.json")):
+        shutil.copyfile(template, templates / template.name)
     _ensure_gitignore(repo)
     code = repo / CODE_DIR
     if code.exists():

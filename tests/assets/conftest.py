@@ -1,4 +1,6 @@
-"""Fixtures for the Dagster tests: small landed batches cut from the bundled ACS data."""
+"""Fixtures for the Dagster tests: small landed batches cut from the bundled ACS data; the demo's
+runs on a persistent instance (``demo_loop``, tests/support/control_room.py) that the UI tests
+look at."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from support.control_room import demo_loop  # noqa: F401 (a fixture, found by name)
 
 from pipelines.settings import Settings
 from pipelines.spec import DatasetSpec

@@ -1,8 +1,9 @@
 """What the Dagster UI shows, asked through its own GraphQL API on a real (SQLite) instance.
 
-The runs are launched as the demo launches them (``assets.runner``: the named jobs, in-process, on
-the persistent instance under ``settings.dagster``): a first champion, a much weaker challenger the
-gate refuses, a snapshot, and three landed batches (accepted, refused, unreadable). Then the
+The runs are the ``demo_loop`` fixture's (tests/assets/conftest.py), launched as the demo launches
+them (``assets.runner``: the named jobs, in-process, on the persistent instance under
+``settings.dagster``): a first champion, a much weaker challenger the gate refuses, a snapshot, and
+three landed batches (accepted, refused, unreadable). Then the
 webserver's GraphQL schema (``dagster_graphql``, the one ``dagster dev`` serves, over a code
 server loading ``assets.definitions`` like the UI does) answers: the lineage from ``champion``,
 each run's job and status, and the refused batch's check on its partition.
@@ -15,16 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import polars as pl
 import pytest
 import yaml
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
-from support.retraining import build_tables, small_params
+from support.control_room import DemoLoop
 
-from assets import runner
-from pipelines.registry import resolve_champion
-from pipelines.settings import PROJECT_ROOT, Settings, get_settings
-from pipelines.spec import DatasetSpec
+from pipelines.settings import PROJECT_ROOT, Settings
 from scoreloop.demo.state import ensure_dagster_home
 
 pytestmark = pytest.mark.slow
@@ -78,39 +75,15 @@ def graphql(settings: Settings, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_the_ui_shows_the_loop_and_expected_outcomes_as_successes(
-    settings: Settings,
-    acs: pl.DataFrame,
-    spec: DatasetSpec,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    graphql: Any,
+    demo_loop: DemoLoop, graphql: Any
 ) -> None:
-    monkeypatch.setenv(
-        "SCORELOOP_TABLE_ROOT", build_tables(acs, spec, tmp_path / "data", rows_per_year=2000)
+    home = demo_loop.home
+    first, refused, snapshot, ingested = (
+        demo_loop.first,
+        demo_loop.refused,
+        demo_loop.snapshot,
+        demo_loop.ingested,
     )
-    monkeypatch.setenv("SCORELOOP_PARAMS_PATH", str(small_params(tmp_path / "params.yaml")))
-    settings = get_settings()
-    home = ensure_dagster_home(settings.dagster, settings.dagster_pg_url)
-
-    # the demo's runs: a champion, a refused challenger (weak params as run config), a snapshot
-    first = runner.run_retraining(home)
-    assert first.success and "champion" in first.materialized
-    weak = small_params(tmp_path / "weak.yaml", iterations=2, depth=1, learning_rate=0.05)
-    refused = runner.run_retraining(home, params_path=weak)
-    assert "champion" not in refused.materialized and refused.failed_checks == ["gate"]
-    champion = resolve_champion(settings)
-    assert champion is not None and champion.version == "v0.0.1"
-    snapshot = runner.publish_snapshot(home)
-    assert snapshot.success
-    # three landed batches after the training data: accepted, refused (reject rate), unreadable
-    rows = acs.select(spec.record_columns)
-    settings.landing.mkdir(parents=True, exist_ok=True)
-    rows.slice(0, 200).write_parquet(settings.landing / "batch_2099-01.parquet")
-    rows.slice(200, 200).with_columns(pl.lit(-5.0).alias("AGEP")).write_parquet(
-        settings.landing / "batch_2099-02.parquet"
-    )
-    (settings.landing / "batch_2099-03.parquet").write_bytes(b"PAR1 not really")
-    ingested = runner.ingest_batches(home, [(f"2099-0{i}", True, False) for i in (1, 2, 3)])
     ok, refused_batch, unreadable = ingested
     assert ok.success and not ok.failed_checks
     assert refused_batch.failed_checks == ["reject_rate_within_limit"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,9 +44,11 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (a fresh context per page keeps tests apart)."""
+@contextmanager
+def launched_browser() -> Iterator[Any]:
+    """Headless Chromium, closed on leaving. Playwright's sync API keeps an asyncio loop running
+    while it is open: in-process Dagster runs (``execute_in_process``) started meanwhile cannot
+    finish their own loop's cleanup, so launch it after such runs (test_control_room_browser)."""
     executable = chromium_path()
     from playwright.sync_api import sync_playwright
 
@@ -57,6 +60,13 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (a fresh context per page keeps tests apart)."""
+    with launched_browser() as launched:
+        yield launched
 
 
 @dataclass
