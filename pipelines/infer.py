@@ -623,10 +623,10 @@ def infer_dataset(
                     col.max().cast(pl.Float64).alias(f"{column}§max"),
                 ]
             if column == id_column:
-                # Distinct parsed numbers are at most as many as distinct texts, so as many as
-                # the rows proves the texts unique; otherwise the texts are counted (below).
+                # The ids themselves (parsed numbers where the column has them), for an exact
+                # count of distinct values after the pass: see _distinct_ids.
                 exprs.append(
-                    (number if number is not None else col).n_unique().alias(f"{column}§unique")
+                    (number if number is not None else col).implode().alias(f"{column}§ids")
                 )
         if target in few:  # else it has too many values, refused below
             exprs.append(pl.col(target).drop_nulls().value_counts().implode().alias("§target"))
@@ -635,7 +635,7 @@ def infer_dataset(
             exprs += time_aggregations(reading)
         scanned = scan.with_columns(**parsed) if parsed else scan
         try:
-            return _collect(scanned.select(exprs)).row(0, named=True)
+            result = _collect(scanned.select(exprs))
         except pl.exceptions.ComputeError as exc:
             refused = _refused_column(str(exc), columns)
             if refused is None or refused not in by_reader:
@@ -643,9 +643,16 @@ def infer_dataset(
                     raise
                 return one_pass(set())
             return one_pass(by_reader - {refused})
+        ids = f"{id_column}§ids"
+        if ids not in result.columns:
+            return result.row(0, named=True)
+        # kept a Series (a row would make it a Python list of every id)
+        return {**result.drop(ids).row(0, named=True), ids: result[ids][0]}
 
     row = one_pass(by_reader)
     rows = int(row["§rows"])
+    if id_column is not None:
+        row[f"{id_column}§unique"] = _distinct_ids(row.pop(f"{id_column}§ids"))
     if rows == 0:
         raise InferError(f"{path} has no rows")
     if "§target" in row:
@@ -807,6 +814,19 @@ def infer_dataset(
         checks=checks,
         skipped=skipped,
     )
+
+
+def _distinct_ids(ids: pl.Series) -> int:
+    """How many distinct values ``ids`` holds, exactly (a null counts as one value, as in
+    ``n_unique``). Ids that strictly increase down the file (row numbers, auto-increment keys:
+    the usual case) are all distinct, which one comparison per row proves; any others are
+    counted with ``n_unique``. Distinct parsed numbers are at most as many as distinct texts, so
+    as many as the rows proves the texts unique; otherwise the texts are counted by the caller."""
+    if len(ids) < 2:
+        return len(ids)
+    if not ids.has_nulls() and bool((ids.slice(1) > ids.slice(0, len(ids) - 1)).all()):
+        return len(ids)
+    return ids.n_unique()
 
 
 def _id_spec(id_column: str | None, dtype: DType | None, columns: list[str]) -> KeySpec:

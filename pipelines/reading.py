@@ -184,9 +184,12 @@ def scan_source(
     source = source or SourceSpec(format=source_format(path), trim=False)
     if source.format == "parquet":
         return pl.scan_parquet(path)
-    # Markers are matched by the reader itself, as found and after the one space of ", " (much
-    # faster than matching every value after trimming); then the values are trimmed.
-    markers = [*source.missing_values, *(f" {m}" for m in source.missing_values)]
+    # Markers are matched by the reader itself (much faster than matching every value after
+    # trimming): as found, and, in a trimmed source, also after the one space of ", "; then the
+    # values are trimmed. An untrimmed source matches them as found only, as ``clean_text`` does
+    # for its batch files (every marker costs a comparison per value read).
+    padded = [f" {m}" for m in source.missing_values] if source.trim else []
+    markers = [*source.missing_values, *padded]
     frame = pl.scan_csv(
         path,
         separator=source.separator,

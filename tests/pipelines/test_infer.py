@@ -335,6 +335,31 @@ def test_ids_unique_as_text_but_not_as_numbers_are_unique(tmp_path: Path) -> Non
         infer_dataset(path, target="y", id_column="k")
 
 
+@pytest.mark.parametrize("order", ["increasing", "shuffled", "decreasing"])
+def test_id_uniqueness_is_exact_in_any_order(tmp_path: Path, order: str) -> None:
+    """Increasing ids are proved distinct without counting; any other order is counted: one
+    duplicate anywhere, or two missing ids, is refused either way (CSV numbers and text)."""
+    rows = 6000  # past the sniffed lines, so the CSV reader parses the numbers itself
+    ids = np.arange(rows) * 3
+    ids = {
+        "increasing": ids,
+        "shuffled": np.random.default_rng(1).permutation(ids),
+        "decreasing": ids[::-1],
+    }[order]
+    path = tmp_path / "t.csv"
+    for column in (pl.Series(ids), pl.Series([f"c{i:06d}" for i in ids])):
+        _table(rows).with_columns(k=column).write_csv(path)
+        assert infer_dataset(path, target="y", id_column="k").spec.id.name == "k"
+        dup = column.clone().scatter(rows - 2, column[rows - 3])
+        _table(rows).with_columns(k=dup).write_csv(path)
+        with pytest.raises(InferError, match=f"not unique \\({rows - 1:,} distinct"):
+            infer_dataset(path, target="y", id_column="k")
+        missing = column.clone().scatter([rows - 4, rows - 1], None)
+        _table(rows).with_columns(k=missing).write_csv(path)
+        with pytest.raises(InferError, match=f"not unique \\({rows - 1:,} distinct"):
+            infer_dataset(path, target="y", id_column="k")
+
+
 def test_numbers_the_csv_reader_parses_or_refuses_late_in_the_file(tmp_path: Path) -> None:
     """Past the sniffed lines: a number padded on the left is a number (as the reader and the
     simulator read it), a text value makes the column text (the pass is run again)."""
