@@ -314,6 +314,52 @@ def failed_run_alert(
 
 
 @dataclass(frozen=True)
+class FailedRuns:
+    """What the failed-run sensor alerts next: the run ids not alerted yet, oldest failure
+    first, and its new cursor."""
+
+    run_ids: list[str]
+    cursor: str
+
+
+def failed_runs_after(cursor: str | None) -> datetime | None:
+    """The update time from which the failed-run sensor looks again (None: every run so far,
+    including runs that failed before the sensor first ran)."""
+    return datetime.fromisoformat(json.loads(cursor)["after"]) if cursor else None
+
+
+def pending_failed_runs(failed: Sequence[tuple[str, datetime]], cursor: str | None) -> FailedRuns:
+    """The failed runs (run id, time of the failure's last update) not alerted yet.
+
+    The cursor is JSON: ``after``, the newest update time alerted, and ``at``, the runs alerted
+    with exactly that time (a run updated in the same instant as the cursor is neither alerted
+    twice nor missed, whether the store's "updated after" is strict or not). Each failed run is
+    alerted once, in the order its failure was recorded.
+    """
+    state = json.loads(cursor) if cursor else {}
+    after = datetime.fromisoformat(state["after"]) if state else None
+    at = set(state.get("at", []))
+    new = sorted(
+        (
+            (run_id, updated)
+            for run_id, updated in failed
+            if after is None or updated > after or (updated == after and run_id not in at)
+        ),
+        key=lambda run: (run[1], run[0]),
+    )
+    if not new:
+        return FailedRuns(run_ids=[], cursor=cursor or "")
+    newest = new[-1][1]
+    seen = {run_id for run_id, updated in new if updated == newest}
+    if newest == after:
+        seen |= at
+    return FailedRuns(
+        run_ids=[run_id for run_id, _ in new],
+        cursor=json.dumps({"after": newest.isoformat(), "at": sorted(seen)}),
+    )
+
+
+@dataclass(frozen=True)
 class FailedCheck:
     """One failed asset check evaluation as the orchestrator recorded it (``id``: its storage id,
     increasing, so a cursor of the highest id seen alerts each evaluation once)."""

@@ -1,8 +1,11 @@
 """Alerts and the retraining trigger. Each sensor asks a pure ``pipelines`` function what to do
 and only delivers it:
 
-- ``monitoring_failure_sensor`` (run failure sensor): ``pipelines.alerts.failed_run_alert``
-  names the failed run's job, partition and each failed step's error;
+- ``monitoring_failure_sensor``: every failed run of the instance, once each, including runs
+  that failed before the sensor first ran (Dagster's own ``run_failure_sensor`` starts from its
+  first tick and would never see them); ``pipelines.alerts.pending_failed_runs`` keeps the
+  cursor (newest failure alerted), ``pipelines.alerts.failed_run_alert`` names the run's job,
+  partition and each failed step's error;
 - ``ingest_alert_sensor``: ``pipelines.alerts.pending_ingest_alerts`` finds the refused and
   failed batches in the ingest logs since its cursor;
 - ``asset_check_alert_sensor``: failed asset check evaluations recorded in the instance (a
@@ -25,10 +28,13 @@ from dagster._core.storage.asset_check_execution_record import (
 from assets.monitoring.delivery import deliver
 from assets.resources import ScoreloopResource
 from pipelines.alerts import (
+    Alert,
     FailedCheck,
     StepFailure,
     failed_run_alert,
+    failed_runs_after,
     pending_check_alerts,
+    pending_failed_runs,
     pending_ingest_alerts,
 )
 from pipelines.staleness import NoRetraining, staleness_trigger
@@ -36,11 +42,19 @@ from pipelines.staleness import NoRetraining, staleness_trigger
 RETRAINING_JOB = "retraining"
 #: Evaluations fetched per request when paging back through a check's history.
 CHECK_PAGE = 100
+#: Failed runs read per tick (oldest first; the rest on the next tick).
+RUN_PAGE = 100
 
 
-def _step_failures(context: dg.RunFailureSensorContext) -> list[StepFailure]:
+def _failed_run_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Alert:
+    """The alert of one failed run, from its step failures and run failure events."""
     failures = []
-    for event in context.get_step_failure_events():
+    for record in instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+    ).records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
         data = event.step_failure_data
         user = data.user_failure_data
         failures.append(
@@ -50,28 +64,47 @@ def _step_failures(context: dg.RunFailureSensorContext) -> list[StepFailure]:
                 error=data.error.message if data.error is not None else None,
             )
         )
-    return failures
-
-
-@dg.run_failure_sensor(
-    name="monitoring_failure_sensor",
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Alert a person (alert log + webhook) about every failed run.",
-)
-def monitoring_failure_sensor(
-    context: dg.RunFailureSensorContext, scoreloop: ScoreloopResource
-) -> None:
-    """Send an alert naming the failed run's job, partition and error."""
-    run = context.dagster_run
-    alert = failed_run_alert(
+    run_failure = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records
+    event = run_failure[-1].event_log_entry.dagster_event if run_failure else None
+    return failed_run_alert(
         run.job_name,
         run.run_id,
         run.tags.get("dagster/partition"),
-        _step_failures(context),
-        context.failure_event.message,
+        failures,
+        event.message if event is not None else None,
     )
-    deliver([alert], scoreloop.settings(), context.log, "run failure alert")
+
+
+@dg.sensor(
+    name="monitoring_failure_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alert a person (alert log + webhook) about every failed run, once each, "
+    "including runs that failed before the sensor first ran.",
+)
+def monitoring_failure_sensor(
+    context: dg.SensorEvaluationContext, scoreloop: ScoreloopResource
+) -> dg.SensorResult:
+    """Send one alert per failed run not alerted yet, naming its job, partition and error."""
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE], updated_after=failed_runs_after(context.cursor)
+        ),
+        order_by="update_timestamp",
+        ascending=True,
+        limit=RUN_PAGE,
+    )
+    runs = {r.dagster_run.run_id: r.dagster_run for r in records}
+    pending = pending_failed_runs(
+        [(r.dagster_run.run_id, r.update_timestamp) for r in records], context.cursor
+    )
+    alerts = [_failed_run_alert(context.instance, runs[run_id]) for run_id in pending.run_ids]
+    deliver(alerts, scoreloop.settings(), context.log, "run failure alert")
+    if not alerts:
+        return dg.SensorResult(skip_reason="no new failed run", cursor=pending.cursor or None)
+    return dg.SensorResult(cursor=pending.cursor)
 
 
 @dg.sensor(

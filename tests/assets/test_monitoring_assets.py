@@ -171,34 +171,40 @@ def test_drift_and_performance_on_two_batches(
     assert "AGEP psi" in alert["message"]
 
 
-def test_run_failure_sensor_alerts_with_job_partition_and_error(
+def test_run_failure_sensor_alerts_every_failed_run_once_including_earlier_ones(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     @dg.asset(partitions_def=batch_partitions)
     def broken() -> None:
-        raise dg.Failure(description="cannot read batch_2015-07.parquet: truncated")
+        raise dg.Failure(description="cannot read the landed file: truncated")
 
-    result = _materialize(instance, "2015-07", [broken])
-    assert not result.success
-    [record] = instance.get_records_for_run(
-        result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
-    ).records
-    assert record.event_log_entry.dagster_event is not None
-    context = dg.build_run_status_sensor_context(
-        sensor_name="monitoring_failure_sensor",
-        dagster_event=record.event_log_entry.dagster_event,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        resources=RESOURCES,
-    ).for_run_failure()
-    monitoring.monitoring_failure_sensor(context)
+    # Two runs fail before the sensor's first tick (the demo's failed runs, before `make ui`).
+    first = _materialize(instance, "2015-07", [broken])
+    second = _materialize(instance, "2015-08", [broken])
+    assert not first.success and not second.success
 
-    [alert] = _alerts(settings)
+    tick = _sensor(monitoring.monitoring_failure_sensor, instance)
+    assert isinstance(tick, dg.SensorResult) and tick.cursor
+    alerts = _alerts(settings)
+    assert [a["details"]["run_id"] for a in alerts] == [first.run_id, second.run_id]
+    alert = alerts[0]
     assert alert["kind"] == "run_failure"
     assert alert["batch_id"] == "2015-07"
-    assert alert["title"] == f"run of {result.dagster_run.job_name} (partition 2015-07) failed"
-    assert "cannot read batch_2015-07.parquet: truncated" in alert["message"]
-    assert alert["details"]["run_id"] == result.run_id
+    assert alert["title"] == f"run of {first.dagster_run.job_name} (partition 2015-07) failed"
+    assert alert["message"] == "broken: cannot read the landed file: truncated"
+    assert alert["details"]["failed_steps"] == ["broken"]
+
+    # The next tick alerts nothing again; a later failure is alerted once, alone.
+    again = _sensor(monitoring.monitoring_failure_sensor, instance, tick.cursor)
+    assert isinstance(again, dg.SensorResult) and again.cursor == tick.cursor
+    assert len(_alerts(settings)) == 2
+    third = _materialize(instance, "2015-09", [broken])
+    later = _sensor(monitoring.monitoring_failure_sensor, instance, tick.cursor)
+    assert isinstance(later, dg.SensorResult)
+    assert [a["details"]["run_id"] for a in _alerts(settings)][2:] == [third.run_id]
+    last = _sensor(monitoring.monitoring_failure_sensor, instance, later.cursor)
+    assert isinstance(last, dg.SensorResult) and last.cursor == later.cursor
+    assert len(_alerts(settings)) == 3
 
 
 def _sensor(

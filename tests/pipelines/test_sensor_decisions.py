@@ -4,6 +4,8 @@ failed-check alerts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import polars as pl
 from support.scoring import ingest_batch
 
@@ -11,7 +13,9 @@ from pipelines.alerts import (
     FailedCheck,
     StepFailure,
     failed_run_alert,
+    failed_runs_after,
     pending_check_alerts,
+    pending_failed_runs,
     pending_ingest_alerts,
 )
 from pipelines.settings import Settings
@@ -170,3 +174,21 @@ def test_failed_checks_alert_once_in_id_order_and_only_error_or_gate() -> None:
     again, cursor = pending_check_alerts([reject, later, newest], "12")
     assert [a.title for a in again] == ["check scores:row_count_matches (partition 2015-03) failed"]
     assert cursor == "14"
+
+
+def test_failed_runs_are_alerted_once_each_even_in_the_same_instant() -> None:
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    t1 = t0 + timedelta(seconds=1)
+    # First tick: no cursor, every run that failed so far, oldest failure first.
+    first = pending_failed_runs([("b", t1), ("a", t0), ("c", t1)], None)
+    assert first.run_ids == ["a", "b", "c"]
+    assert failed_runs_after(first.cursor) == t1 and failed_runs_after(None) is None
+    # The store may hand back runs at the cursor's instant again: not alerted twice, but a run
+    # recorded in that same instant after the tick is.
+    again = pending_failed_runs([("b", t1), ("c", t1), ("d", t1)], first.cursor)
+    assert again.run_ids == ["d"]
+    assert pending_failed_runs([("b", t1), ("c", t1), ("d", t1)], again.cursor).run_ids == []
+    later = pending_failed_runs([("d", t1), ("e", t1 + timedelta(seconds=5))], again.cursor)
+    assert later.run_ids == ["e"]
+    # Nothing failed: the cursor stays.
+    assert pending_failed_runs([], later.cursor).cursor == later.cursor
