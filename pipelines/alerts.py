@@ -16,7 +16,7 @@ import os
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,10 +191,26 @@ def ingest_alerts(log_frame: pl.DataFrame, kind: str = "records") -> list[Alert]
     return alerts
 
 
-def new_ingest_alerts(table_root: str, since: dict[str, str]) -> tuple[list[Alert], dict[str, str]]:
-    """Alerts for refused/failed ingest-log entries newer than ``since`` (kind -> ISO time of the
-    newest entry already seen), and the updated ``since`` to remember for the next call."""
+def _outcome(row: dict[str, Any]) -> str:
+    """What an ingest attempt ended with, as compared between attempts of one batch: the status,
+    the file and the reason (a re-run of the same failure has the same outcome)."""
+    return json.dumps([row["status"], row["source_file"], row["reject_rate"], row["error"]])
+
+
+def new_ingest_alerts(
+    table_root: str, since: Mapping[str, Any]
+) -> tuple[list[Alert], dict[str, Any]]:
+    """Alerts for refused/failed ingest-log entries newer than ``since``, and the updated
+    ``since`` to remember for the next call.
+
+    ``since`` holds, per kind, the ISO time of the newest entry already seen and, under
+    ``alerted``, the outcome last alerted per ``kind/batch_id``: an attempt that repeats it (the
+    same file failing the same way again, e.g. the landing sensor re-running a file the demo
+    already failed on) is not alerted twice; an accepted attempt clears it, so a failure after
+    a success is alerted again.
+    """
     seen = dict(since)
+    alerted: dict[str, str] = dict(seen.pop("alerted", {}))
     alerts: list[Alert] = []
     for kind in ("records", "labels"):
         log_frame = read_ingest_log(table_root, kind)
@@ -204,8 +220,16 @@ def new_ingest_alerts(table_root: str, since: dict[str, str]) -> tuple[list[Aler
             newest = log_frame["processed_at"].max()
             assert isinstance(newest, datetime)
             seen[kind] = newest.isoformat()
-        alerts.extend(ingest_alerts(log_frame.sort("processed_at"), kind))
-    return alerts, seen
+        fresh = []
+        for row in log_frame.sort("processed_at").iter_rows(named=True):
+            key = f"{kind}/{row['batch_id']}"
+            if row["status"] == "accepted":
+                alerted.pop(key, None)
+            elif alerted.get(key) != (outcome := _outcome(row)):
+                alerted[key] = outcome
+                fresh.append(row)
+        alerts.extend(ingest_alerts(pl.DataFrame(fresh, schema=log_frame.schema), kind))
+    return alerts, {**seen, "alerted": alerted} if alerted else seen
 
 
 @dataclass(frozen=True)
@@ -217,9 +241,24 @@ class IngestAlerts:
 
 
 def pending_ingest_alerts(table_root: str, cursor: str | None) -> IngestAlerts:
-    """:func:`new_ingest_alerts` since a stored cursor (JSON of its ``since``; None at first)."""
+    """:func:`new_ingest_alerts` since a stored cursor (JSON: the ``since`` times per kind and
+    the ``alerted`` outcomes per batch; None at first)."""
     alerts, seen = new_ingest_alerts(table_root, json.loads(cursor) if cursor else {})
     return IngestAlerts(alerts=alerts, cursor=json.dumps(seen, sort_keys=True))
+
+
+def ingest_failure_logged(table_root: str, batch_id: str | None, since: datetime) -> bool:
+    """Whether the ingest log records a failed attempt of ``batch_id`` (records or labels) at or
+    after ``since`` (a failed ``ingest`` run's creation). The ingest-alert sensor alerts that
+    failure as ``batch_failed``, so the failed run itself is not alerted a second time."""
+    if batch_id is None:
+        return False
+    return any(
+        read_ingest_log(table_root, kind, batch_id)
+        .filter((pl.col("status") == "failed") & (pl.col("processed_at") >= since))
+        .height
+        for kind in ("records", "labels")
+    )
 
 
 def drift_alert(batch_id: str, model_version: str, drifted: pl.DataFrame) -> Alert | None:

@@ -5,9 +5,11 @@ and only delivers it:
   that failed before the sensor first ran (Dagster's own ``run_failure_sensor`` starts from its
   first tick and would never see them); ``pipelines.alerts.pending_failed_runs`` keeps the
   cursor (newest failure alerted), ``pipelines.alerts.failed_run_alert`` names the run's job,
-  partition and each failed step's error;
+  partition and each failed step's error. A failed ``ingest`` run whose failure the ingest log
+  records (an unreadable file) is left to ``ingest_alert_sensor`` (one alert per failure);
 - ``ingest_alert_sensor``: ``pipelines.alerts.pending_ingest_alerts`` finds the refused and
-  failed batches in the ingest logs since its cursor;
+  failed batches in the ingest logs since its cursor; the same file failing the same way again
+  (a re-run) is not alerted twice;
 - ``asset_check_alert_sensor``: failed asset check evaluations recorded in the instance (a
   refused batch's ERROR ``reject_rate_within_limit`` on its partition, which does not fail the
   run) become alerts via ``pipelines.alerts.pending_check_alerts``; cursor: the highest
@@ -19,12 +21,15 @@ and only delivers it:
   tags. Every run it requests goes through the gate like any other.
 """
 
+from datetime import UTC
+
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
 )
 
+from assets.ingestion import INGEST_JOB
 from assets.monitoring.delivery import deliver
 from assets.resources import ScoreloopResource
 from pipelines.alerts import (
@@ -33,6 +38,7 @@ from pipelines.alerts import (
     StepFailure,
     failed_run_alert,
     failed_runs_after,
+    ingest_failure_logged,
     pending_check_alerts,
     pending_failed_runs,
     pending_ingest_alerts,
@@ -77,6 +83,17 @@ def _failed_run_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Alert
     )
 
 
+def _alerted_as_batch_failure(table_root: str, record: dg.RunRecord) -> bool:
+    """A failed ``ingest`` run whose failure the ingest log records (an unreadable file): the
+    ingest-alert sensor alerts it as ``batch_failed``, with the file and the reason."""
+    run = record.dagster_run
+    if run.job_name != INGEST_JOB:
+        return False
+    created = record.create_timestamp
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    return ingest_failure_logged(table_root, run.tags.get("dagster/partition"), created)
+
+
 @dg.sensor(
     name="monitoring_failure_sensor",
     minimum_interval_seconds=30,
@@ -96,12 +113,17 @@ def monitoring_failure_sensor(
         ascending=True,
         limit=RUN_PAGE,
     )
-    runs = {r.dagster_run.run_id: r.dagster_run for r in records}
+    settings = scoreloop.settings()
+    by_id = {r.dagster_run.run_id: r for r in records}
     pending = pending_failed_runs(
         [(r.dagster_run.run_id, r.update_timestamp) for r in records], context.cursor
     )
-    alerts = [_failed_run_alert(context.instance, runs[run_id]) for run_id in pending.run_ids]
-    deliver(alerts, scoreloop.settings(), context.log, "run failure alert")
+    alerts = [
+        _failed_run_alert(context.instance, by_id[run_id].dagster_run)
+        for run_id in pending.run_ids
+        if not _alerted_as_batch_failure(settings.tables, by_id[run_id])
+    ]
+    deliver(alerts, settings, context.log, "run failure alert")
     if not alerts:
         return dg.SensorResult(skip_reason="no new failed run", cursor=pending.cursor or None)
     return dg.SensorResult(cursor=pending.cursor)

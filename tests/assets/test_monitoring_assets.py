@@ -19,7 +19,7 @@ from assets import monitoring
 from assets.definitions import defs
 from assets.partitions import BATCHES, batch_partitions
 from assets.resources import RESOURCES
-from assets.runner import RECORD_ASSETS
+from assets.runner import RECORD_ASSETS, materialize_batch
 from pipelines.alerts import alerts_path
 from pipelines.drift import read_drift
 from pipelines.performance import read_performance
@@ -216,6 +216,15 @@ def _sensor(
     return result
 
 
+def _tick(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None
+) -> str | None:
+    """One evaluation of an alert sensor (always a SensorResult); the cursor it stores."""
+    result = _sensor(sensor, instance, cursor)
+    assert isinstance(result, dg.SensorResult)
+    return result.cursor
+
+
 def test_ingest_alert_sensor_alerts_once_per_refused_batch(
     settings: Settings, acs: pl.DataFrame, spec: DatasetSpec, instance: dg.DagsterInstance
 ) -> None:
@@ -238,6 +247,43 @@ def test_ingest_alert_sensor_alerts_once_per_refused_batch(
     assert isinstance(third, dg.SensorResult)
     assert third.skip_reason is not None
     assert len(_alerts(settings)) == 1
+
+
+def test_one_failure_is_one_alert_even_when_its_file_is_run_again(
+    settings: Settings, landing: Path, land: Any, instance: dg.DagsterInstance
+) -> None:
+    # An unreadable file: the ingest log records the failure (batch_failed, with the file and
+    # why) and the `ingest` run fails. One alert, not one per sensor; the same file run again
+    # (the landing sensor switched on after the demo) is not a second one.
+    (landing / "batch_2015-05.csv").write_bytes(b"\x00\xff not,a\ncsv")
+    ingest: str | None = None
+    runs: str | None = None
+    for _ in range(2):  # the sensors tick after each run
+        assert not materialize_batch(instance, "2015-05").success
+        ingest = _tick(monitoring.ingest_alert_sensor, instance, ingest)
+        runs = _tick(monitoring.monitoring_failure_sensor, instance, runs)
+    [alert] = _alerts(settings)
+    assert (alert["kind"], alert["batch_id"]) == ("batch_failed", "2015-05")
+    assert "batch_2015-05.csv" in alert["message"]
+
+    # Once the batch is accepted, a new failure of it is alerted again.
+    land("2015-05", rows=50)
+    assert materialize_batch(instance, "2015-05").success
+    (landing / "batch_2015-05.parquet").unlink()
+    (landing / "batch_2015-05.csv").write_bytes(b"\x00\xff still,not\ncsv")
+    assert not materialize_batch(instance, "2015-05").success
+    _tick(monitoring.ingest_alert_sensor, instance, ingest)
+    runs = _tick(monitoring.monitoring_failure_sensor, instance, runs)
+    assert [a["kind"] for a in _alerts(settings)] == ["batch_failed", "batch_failed"]
+
+    # A failed run of another job is still alerted by the run failure sensor.
+    @dg.asset(partitions_def=batch_partitions)
+    def broken() -> None:
+        raise dg.Failure(description="scoring failed")
+
+    assert not _materialize(instance, "2015-05", [broken]).success
+    _tick(monitoring.monitoring_failure_sensor, instance, runs)
+    assert [a["kind"] for a in _alerts(settings)][-1] == "run_failure"
 
 
 def _check_sensor(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
